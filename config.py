@@ -1,0 +1,101 @@
+"""Configuration from the environment, parsed strictly.
+
+The names below are the product's contract (see README): ``DATABASE_URL``, ``SECRET_KEY``,
+``SECRET_KEY_FALLBACKS``, ``SITE_URL``, ``MAIL_*`` and ``CELERY_BROKER_URL``. Anything else is read
+with the ``COURSEGATE_`` prefix by ``app.config.from_prefixed_env``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Mapping
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def parse_boolean(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in TRUE:
+        return True
+    if lowered in FALSE:
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def parse_int(name: str, value: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def database_uri(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgresql://`` URLs (what operators paste)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def instance_secret(instance_path: str) -> str:
+    """A development secret generated on first start and kept under ``instance/``: never a constant."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
+
+
+def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
+    env = os.environ if environ is None else environ
+    site_url = env.get("SITE_URL", "http://127.0.0.1:5000").rstrip("/")
+    settings: dict = {
+        "SQLALCHEMY_DATABASE_URI": database_uri(
+            env.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'coursegate.sqlite3'}"
+        ),
+        "SITE_URL": site_url,
+        "SITE_NAME": env.get("COURSEGATE_SITE_NAME", "Coursegate"),
+        "MAIL_SERVER": env.get("MAIL_SERVER") or None,
+        "MAIL_PORT": parse_int("MAIL_PORT", env.get("MAIL_PORT", "25")),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
+        "MAIL_USE_TLS": parse_boolean("MAIL_USE_TLS", env.get("MAIL_USE_TLS", "false")),
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER", "Coursegate <no-reply@localhost>"),
+        "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or None,
+        "SESSION_COOKIE_SECURE": site_url.startswith("https://"),
+    }
+    if env.get("SECRET_KEY"):
+        settings["SECRET_KEY"] = env["SECRET_KEY"]
+    else:
+        settings["SECRET_KEY"] = instance_secret(instance_path)
+    fallbacks = [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
+    settings["SECRET_KEY_FALLBACKS"] = fallbacks
+    return settings
+
+
+DEFAULTS = {
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    # flask-smorest: the spec is served at /api/v1/openapi.json
+    "API_TITLE": "Coursegate",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    # Embedded default: jobs run in-process after the response; a broker turns them into Celery tasks.
+    "COURSEGATE_LOGIN_LINK_MAX_AGE": 7 * 24 * 3600,
+    "COURSEGATE_MAIL_DIR": None,  # default: <instance>/mail
+    "MAIL_TIMEOUT": 10,
+}

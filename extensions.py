@@ -1,0 +1,72 @@
+"""The extension objects, created once and bound to an app in ``create_app``.
+
+Domain modules import from here; nothing but the entry points imports ``app.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, registry
+
+import timeutil
+
+# Stable constraint names so Alembic migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC in, timezone-aware UTC out, on SQLite (which drops tzinfo) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return timeutil.as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect):
+        return None if value is None else timeutil.as_utc(value)
+
+
+class Base(DeclarativeBase):
+    registry = registry(
+        metadata=MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={datetime: UTCDateTime()},
+    )
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+
+
+# --- the JSON API (flask-smorest) with our error contract ------------------------------------------
+
+from flask_smorest import Api  # noqa: E402
+
+from errors import ErrorSchema  # noqa: E402
+
+
+class CoursegateApi(Api):
+    """flask-smorest documents its own integer ``code``; ours is a stable string. Errors are produced by
+    the handlers registered in ``app.py``; this class only documents that shape in the spec."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_error_handlers(self):  # the app factory registers ours
+        pass
+
+
+api = CoursegateApi()

@@ -1,0 +1,105 @@
+"""Owner API for cart integrations and their fulfillment rules."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from extensions import db
+from fulfillment import rules
+from fulfillment.models import FulfillmentRule, Integration
+from fulfillment.schemas import (IntegrationCreated, IntegrationIn, IntegrationOut, IntegrationUpdate, RuleIn,
+                                 RuleOut, RuleUpdate)
+from membership import auth
+from pagination import PAGE_SIZE, SelectPage
+
+blp = Blueprint("fulfillment_api", __name__, url_prefix="/api/v1",
+                description="Cart integrations and the rules that map what was sold to access levels.")
+blp.before_request(auth.require_owner)
+
+ITEM = ["PATCH", "PUT"]
+
+
+@blp.route("/integrations", methods=["GET"])
+@blp.response(200, IntegrationOut(many=True))
+@blp.paginate(SelectPage, **PAGE_SIZE)
+def list_integrations():
+    return select(Integration).order_by(Integration.id)
+
+
+@blp.route("/integrations", methods=["POST"])
+@blp.arguments(IntegrationIn)
+@blp.response(201, IntegrationCreated)
+def create_integration(data):
+    """Connect a cart. The answer carries the ``webhook_url`` to paste into the cart and, once only, the secret.
+
+    422 ``no_published_course`` while no course is published."""
+    integration = rules.create_integration(db.session, data)
+    db.session.commit()
+    return integration
+
+
+@blp.route("/integrations/<int:integration_id>", methods=["GET"])
+@blp.response(200, IntegrationOut)
+def get_integration(integration_id):
+    return rules.get_integration(db.session, integration_id)
+
+
+@blp.route("/integrations/<int:integration_id>", methods=ITEM)
+@blp.arguments(IntegrationUpdate)
+@blp.response(200, IntegrationOut)
+def update_integration(data, integration_id):
+    integration = rules.update_integration(db.session, rules.get_integration(db.session, integration_id), data)
+    db.session.commit()
+    return integration
+
+
+@blp.route("/integrations/<int:integration_id>", methods=["DELETE"])
+@blp.response(204)
+def delete_integration(integration_id):
+    """Delete an integration and its rules; grants it gave stay."""
+    rules.delete_integration(db.session, rules.get_integration(db.session, integration_id))
+    db.session.commit()
+
+
+@blp.route("/integrations/<int:integration_id>/rules", methods=["GET"])
+@blp.response(200, RuleOut(many=True))
+def list_rules(integration_id):
+    integration = rules.get_integration(db.session, integration_id)
+    return db.session.scalars(
+        select(FulfillmentRule).where(FulfillmentRule.integration_id == integration.id).order_by(FulfillmentRule.id)
+    ).all()
+
+
+@blp.route("/integrations/<int:integration_id>/rules", methods=["POST"])
+@blp.arguments(RuleIn)
+@blp.response(201, RuleOut)
+def create_rule(data, integration_id):
+    """Map a product (optionally one pricing option; item type product, bump, upsell or downsell) to levels."""
+    rule = rules.create_rule(db.session, rules.get_integration(db.session, integration_id), data)
+    db.session.commit()
+    return rule
+
+
+@blp.route("/integrations/<int:integration_id>/rules/<int:rule_id>", methods=["GET"])
+@blp.response(200, RuleOut)
+def get_rule(integration_id, rule_id):
+    return rules.get_rule(db.session, rules.get_integration(db.session, integration_id), rule_id)
+
+
+@blp.route("/integrations/<int:integration_id>/rules/<int:rule_id>", methods=ITEM)
+@blp.arguments(RuleUpdate)
+@blp.response(200, RuleOut)
+def update_rule(data, integration_id, rule_id):
+    integration = rules.get_integration(db.session, integration_id)
+    rule = rules.update_rule(db.session, rules.get_rule(db.session, integration, rule_id), data)
+    db.session.commit()
+    return rule
+
+
+@blp.route("/integrations/<int:integration_id>/rules/<int:rule_id>", methods=["DELETE"])
+@blp.response(204)
+def delete_rule(integration_id, rule_id):
+    integration = rules.get_integration(db.session, integration_id)
+    rules.delete_rule(db.session, rules.get_rule(db.session, integration, rule_id))
+    db.session.commit()

@@ -1,0 +1,108 @@
+"""Cart integrations and the owner's rules that map what was bought to access levels."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+import timeutil
+from extensions import db
+from membership.models import Level
+
+
+class IntegrationKind(enum.StrEnum):
+    THRIVECART = "thrivecart"
+    STRIPE = "stripe"
+    GENERIC = "generic"
+
+
+class CancelAccess(enum.StrEnum):
+    PERIOD_END = "period_end"
+    IMMEDIATELY = "immediately"
+
+
+class ItemType(enum.StrEnum):
+    PRODUCT = "product"
+    BUMP = "bump"
+    UPSELL = "upsell"
+    DOWNSELL = "downsell"
+
+
+class Integration(db.Model):
+    __tablename__ = "integrations"
+    __table_args__ = (
+        CheckConstraint("kind IN ('thrivecart', 'stripe', 'generic')", name="kind"),
+        CheckConstraint("cancel_access IN ('period_end', 'immediately')", name="cancel_access"),
+        CheckConstraint("grace_days >= 0", name="grace_days_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    # Write-only: the API never returns it after creation, and logs never contain it.
+    secret: Mapped[str | None] = mapped_column(String(255))
+    # During a rotation the previous secret keeps verifying until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(String(255))
+    previous_secret_expires_at: Mapped[datetime | None]
+    # Stripe only: the restricted API key used to read a Checkout Session's line items.
+    api_key: Mapped[str | None] = mapped_column(String(255))
+    accept_test_orders: Mapped[bool] = mapped_column(default=False)
+    cancel_access: Mapped[str] = mapped_column(String(20), default=CancelAccess.PERIOD_END)
+    grace_days: Mapped[int] = mapped_column(default=7)
+    # Where the dunning email sends a member to update their card (e.g. the cart's customer hub).
+    card_update_url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+    updated_at: Mapped[datetime] = mapped_column(default=timeutil.now, onupdate=timeutil.now)
+
+    rules: Mapped[list[FulfillmentRule]] = relationship(
+        back_populates="integration", cascade="all, delete-orphan", order_by="FulfillmentRule.id"
+    )
+
+
+rule_levels = Table(
+    "rule_levels",
+    db.metadata,
+    Column("rule_id", ForeignKey("fulfillment_rules.id", ondelete="CASCADE"), primary_key=True),
+    Column("level_id", ForeignKey("levels.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class FulfillmentRule(db.Model):
+    """Cart product (+ pricing option, or every option when null) + item type -> levels.
+
+    A rule for a specific pricing option wins over the all-options rule for the same product and type.
+    """
+
+    __tablename__ = "fulfillment_rules"
+    __table_args__ = (
+        CheckConstraint("item_type IN ('product', 'bump', 'upsell', 'downsell')", name="item_type"),
+        Index(
+            "uq_rules_specific_option",
+            "integration_id", "item_type", "product_id", "pricing_option_id",
+            unique=True,
+            sqlite_where=text("pricing_option_id IS NOT NULL"),
+            postgresql_where=text("pricing_option_id IS NOT NULL"),
+        ),
+        # NULL never equals NULL in a unique index, so the all-options rule gets its own.
+        Index(
+            "uq_rules_all_options",
+            "integration_id", "item_type", "product_id",
+            unique=True,
+            sqlite_where=text("pricing_option_id IS NULL"),
+            postgresql_where=text("pricing_option_id IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    item_type: Mapped[str] = mapped_column(String(20), default=ItemType.PRODUCT)
+    product_id: Mapped[str] = mapped_column(String(100))
+    pricing_option_id: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+    updated_at: Mapped[datetime] = mapped_column(default=timeutil.now, onupdate=timeutil.now)
+
+    integration: Mapped[Integration] = relationship(back_populates="rules")
+    levels: Mapped[list[Level]] = relationship(secondary=rule_levels, order_by="Level.id")

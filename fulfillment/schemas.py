@@ -1,0 +1,90 @@
+"""marshmallow schemas for integrations and fulfillment rules."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from fulfillment import rules
+from membership.schemas import LevelRef
+from schemas_common import ExternalId, StrictSchema
+
+KINDS = ["thrivecart", "stripe", "generic"]
+ITEM_TYPES = ["product", "bump", "upsell", "downsell"]
+
+
+class IntegrationIn(StrictSchema):
+    kind = ma.fields.String(required=True, validate=validate.OneOf(KINDS))
+    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    secret = ma.fields.String(load_only=True, allow_none=True, validate=validate.Length(min=8, max=255),
+                              metadata={"description": "ThriveCart secret word, Stripe whsec_ signing secret, or "
+                                                       "the generic cart's signing secret (generated if omitted). "
+                                                       "Write-only."})
+    api_key = ma.fields.String(load_only=True, allow_none=True, validate=validate.Length(max=255),
+                               metadata={"description": "Stripe only: restricted key to read Checkout line items. "
+                                                        "Write-only."})
+    accept_test_orders = ma.fields.Boolean(load_default=False)
+    cancel_access = ma.fields.String(load_default="period_end",
+                                     validate=validate.OneOf(["period_end", "immediately"]))
+    grace_days = ma.fields.Integer(strict=True, load_default=7, validate=validate.Range(min=0, max=90))
+    card_update_url = ma.fields.Url(allow_none=True, load_default=None, require_tld=False,
+                                    metadata={"description": "Where a failed-payment email sends the member to "
+                                                             "update their card"})
+
+
+class IntegrationUpdate(StrictSchema):
+    name = ma.fields.String(validate=validate.Length(min=1, max=200))
+    secret = ma.fields.String(load_only=True, validate=validate.Length(min=8, max=255))
+    api_key = ma.fields.String(load_only=True, allow_none=True, validate=validate.Length(max=255))
+    accept_test_orders = ma.fields.Boolean()
+    cancel_access = ma.fields.String(validate=validate.OneOf(["period_end", "immediately"]))
+    grace_days = ma.fields.Integer(strict=True, validate=validate.Range(min=0, max=90))
+    card_update_url = ma.fields.Url(allow_none=True, require_tld=False)
+
+
+class IntegrationOut(ma.Schema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String()
+    name = ma.fields.String()
+    webhook_url = ma.fields.Function(rules.webhook_url)
+    has_secret = ma.fields.Function(lambda i: bool(i.secret))
+    accept_test_orders = ma.fields.Boolean()
+    cancel_access = ma.fields.String()
+    grace_days = ma.fields.Integer()
+    card_update_url = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+class IntegrationCreated(IntegrationOut):
+    secret = ma.fields.String(allow_none=True, metadata={"description": "Shown once, at creation; never again."})
+
+
+class RuleIn(StrictSchema):
+    product_id = ExternalId(required=True, validate=validate.Length(max=100),
+                            metadata={"description": "The cart's product id (ThriveCart product number, Stripe "
+                                                     "product or price id, generic product id)"})
+    pricing_option_id = ExternalId(allow_none=True, load_default=None, validate=validate.Length(max=100),
+                                   metadata={"description": "A pricing option (payment plan) id; null = every "
+                                                            "option of the product"})
+    item_type = ma.fields.String(load_default="product", validate=validate.OneOf(ITEM_TYPES))
+    level_ids = ma.fields.List(ma.fields.Integer(strict=True), required=True, validate=validate.Length(min=1))
+
+
+class RuleUpdate(StrictSchema):
+    product_id = ExternalId(validate=validate.Length(max=100))
+    pricing_option_id = ExternalId(allow_none=True, validate=validate.Length(max=100))
+    item_type = ma.fields.String(validate=validate.OneOf(ITEM_TYPES))
+    level_ids = ma.fields.List(ma.fields.Integer(strict=True), validate=validate.Length(min=1))
+
+
+class RuleOut(ma.Schema):
+    id = ma.fields.Integer()
+    integration_id = ma.fields.Integer()
+    product_id = ma.fields.String()
+    pricing_option_id = ma.fields.String(allow_none=True)
+    item_type = ma.fields.String()
+    level_ids = ma.fields.Function(lambda rule: [level.id for level in rule.levels])
+    levels = ma.fields.List(ma.fields.Nested(LevelRef))
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()

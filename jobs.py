@@ -1,0 +1,108 @@
+"""Background work: the database row is the record, a job is only the trigger.
+
+Services call :func:`after_commit` with a Celery task and its ids. Nothing runs until the session
+commits; a rollback drops the trigger with the rows it would have acted on. Then:
+
+- with ``CELERY_BROKER_URL`` set, the task is sent to the broker;
+- inside a request on the embedded default, it runs in this process once the response is sent;
+- anywhere else (CLI, tests, jobs), it runs right away.
+
+If a trigger is lost (crash, broker outage), the periodic sweeps find the row still pending.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask, current_app, g, has_request_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+
+_PENDING_KEY = "coursegate_after_commit"
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Flask's documented Celery pattern: tasks run inside an app context."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    broker = app.config.get("CELERY_BROKER_URL")
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.conf.update(
+        broker_url=broker or "memory://",
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,  # a worker that dies mid-task leaves the message for another
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        timezone="UTC",
+    )
+    celery_app.conf.update(app.config.get("CELERY", {}))
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def after_commit(session: Session, task: Task, *args: Any) -> None:
+    """Run ``task(*args)`` once ``session`` commits."""
+    session.info.setdefault(_PENDING_KEY, []).append((task, args))
+
+
+@event.listens_for(Session, "after_commit")
+def _dispatch_after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING_KEY, None)
+    for task, args in pending or ():
+        dispatch(task, *args)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_on_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+def dispatch(task: Task, *args: Any) -> None:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.config.get("CELERY_BROKER_URL"):
+        try:
+            task.delay(*args)
+        except Exception:  # the broker is down: the sweep will re-trigger from the row
+            logger.exception("could not send %s%r to the broker; left for the sweep", task.name, args)
+        return
+    if has_request_context() and not app.config.get("COURSEGATE_JOBS_INLINE"):
+        deferred = g.setdefault("coursegate_deferred_jobs", [])
+        deferred.append((task, args))
+        return
+    run_now(app, task, *args)
+
+
+def run_now(app: Flask, task: Task, *args: Any) -> None:
+    try:
+        with app.app_context():
+            task.run(*args)
+    except Exception:
+        logger.exception("job %s%r failed; the row stays pending for the sweep", task.name, args)
+
+
+def init_app(app: Flask) -> None:
+    celery_init_app(app)
+
+    @app.after_request
+    def _run_deferred_after_response(response):
+        deferred = g.pop("coursegate_deferred_jobs", None)
+        if deferred:
+            flask_app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+            def run_all() -> None:
+                for task, args in deferred:
+                    run_now(flask_app, task, *args)
+
+            response.call_on_close(run_all)
+        return response

@@ -1,0 +1,104 @@
+"""The owner's catalogue: courses and the access levels that open them."""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from errors import Unprocessable
+from membership.errors import CourseNotFound, DuplicateSlug, LevelInUse, LevelNotFound
+from membership.models import Course, CourseStatus, Grant, Level
+
+
+def get_course(session: Session, course_id: int) -> Course:
+    course = session.get(Course, course_id)
+    if course is None:
+        raise CourseNotFound()
+    return course
+
+
+def get_level(session: Session, level_id: int) -> Level:
+    level = session.get(Level, level_id)
+    if level is None:
+        raise LevelNotFound()
+    return level
+
+
+def _flush_unique_slug(session: Session, kind: str, slug: str) -> None:
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise DuplicateSlug(f"A {kind} with the slug {slug!r} already exists.") from None
+
+
+def create_course(session: Session, *, title: str, slug: str, status: str = CourseStatus.DRAFT) -> Course:
+    course = Course(title=title.strip(), slug=slug, status=status)
+    session.add(course)
+    _flush_unique_slug(session, "course", slug)
+    return course
+
+
+def update_course(session: Session, course: Course, changes: dict) -> Course:
+    for field in ("title", "slug", "status"):
+        if field in changes:
+            setattr(course, field, changes[field].strip() if field == "title" else changes[field])
+    _flush_unique_slug(session, "course", course.slug)
+    return course
+
+
+def delete_course(session: Session, course: Course) -> None:
+    session.delete(course)
+    session.flush()
+
+
+def any_published_course(session: Session) -> bool:
+    return bool(session.scalar(select(exists().where(Course.status == CourseStatus.PUBLISHED))))
+
+
+def courses_by_ids(session: Session, ids: list[int], field: str = "course_ids") -> list[Course]:
+    unique = list(dict.fromkeys(ids))
+    found = {c.id: c for c in session.scalars(select(Course).where(Course.id.in_(unique)))}
+    missing = [i for i in unique if i not in found]
+    if missing:
+        raise Unprocessable(f"No course has the id {missing[0]}.", code="course_not_found",
+                            errors={field: [f"Unknown course id(s): {', '.join(map(str, missing))}"]})
+    return [found[i] for i in unique]
+
+
+def levels_by_ids(session: Session, ids: list[int], field: str = "level_ids") -> list[Level]:
+    unique = list(dict.fromkeys(ids))
+    found = {lv.id: lv for lv in session.scalars(select(Level).where(Level.id.in_(unique)))}
+    missing = [i for i in unique if i not in found]
+    if missing:
+        raise Unprocessable(f"No access level has the id {missing[0]}.", code="level_not_found",
+                            errors={field: [f"Unknown level id(s): {', '.join(map(str, missing))}"]})
+    return [found[i] for i in unique]
+
+
+def create_level(session: Session, *, name: str, slug: str, course_ids: list[int],
+                 duration_days: int | None = None) -> Level:
+    level = Level(name=name.strip(), slug=slug, duration_days=duration_days,
+                  courses=courses_by_ids(session, course_ids))
+    session.add(level)
+    _flush_unique_slug(session, "level", slug)
+    return level
+
+
+def update_level(session: Session, level: Level, changes: dict) -> Level:
+    if "course_ids" in changes:
+        level.courses = courses_by_ids(session, changes["course_ids"])
+    for field in ("name", "slug", "duration_days"):
+        if field in changes:
+            value = changes[field]
+            setattr(level, field, value.strip() if field == "name" else value)
+    _flush_unique_slug(session, "level", level.slug)
+    return level
+
+
+def delete_level(session: Session, level: Level) -> None:
+    if session.scalar(select(exists().where(Grant.level_id == level.id))):
+        raise LevelInUse()
+    session.delete(level)
+    session.flush()

@@ -1,0 +1,158 @@
+"""marshmallow schemas for the membership API: separate In (load) and Out (dump) schemas."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from schemas_common import SLUG, QueryArgs, StrictSchema
+
+
+class CourseIn(StrictSchema):
+    title = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    slug = ma.fields.String(required=True, validate=[validate.Length(min=1, max=100), SLUG])
+    status = ma.fields.String(load_default="draft", validate=validate.OneOf(["draft", "published"]))
+
+
+class CourseUpdate(StrictSchema):
+    title = ma.fields.String(validate=validate.Length(min=1, max=200))
+    slug = ma.fields.String(validate=[validate.Length(min=1, max=100), SLUG])
+    status = ma.fields.String(validate=validate.OneOf(["draft", "published"]))
+
+
+class CourseOut(ma.Schema):
+    id = ma.fields.Integer()
+    title = ma.fields.String()
+    slug = ma.fields.String()
+    status = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+class CourseArgs(QueryArgs):
+    status = ma.fields.String(validate=validate.OneOf(["draft", "published"]))
+
+
+class LevelIn(StrictSchema):
+    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    slug = ma.fields.String(required=True, validate=[validate.Length(min=1, max=100), SLUG])
+    course_ids = ma.fields.List(ma.fields.Integer(strict=True), load_default=list)
+    duration_days = ma.fields.Integer(strict=True, allow_none=True, load_default=None,
+                                      validate=validate.Range(min=1, max=36500),
+                                      metadata={"description": "Days of access per grant; null for lifetime."})
+
+
+class LevelUpdate(StrictSchema):
+    name = ma.fields.String(validate=validate.Length(min=1, max=200))
+    slug = ma.fields.String(validate=[validate.Length(min=1, max=100), SLUG])
+    course_ids = ma.fields.List(ma.fields.Integer(strict=True))
+    duration_days = ma.fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=36500))
+
+
+class CourseRef(ma.Schema):
+    id = ma.fields.Integer()
+    slug = ma.fields.String()
+    title = ma.fields.String()
+    status = ma.fields.String()
+
+
+class LevelOut(ma.Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    slug = ma.fields.String()
+    duration_days = ma.fields.Integer(allow_none=True)
+    course_ids = ma.fields.Method("_course_ids")
+    courses = ma.fields.List(ma.fields.Nested(CourseRef))
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+    def _course_ids(self, level) -> list[int]:
+        return [course.id for course in level.courses]
+
+
+class LevelRef(ma.Schema):
+    id = ma.fields.Integer()
+    slug = ma.fields.String()
+    name = ma.fields.String()
+
+
+class MemberIn(StrictSchema):
+    email = ma.fields.String(required=True, validate=validate.Length(min=3, max=320))
+    name = ma.fields.String(load_default="", validate=validate.Length(max=200))
+    external_source = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
+
+
+class MemberUpdate(StrictSchema):
+    email = ma.fields.String(validate=validate.Length(min=3, max=320))
+    name = ma.fields.String(validate=validate.Length(max=200))
+    external_source = ma.fields.String(allow_none=True, validate=validate.Length(max=100))
+
+
+class MemberOut(ma.Schema):
+    id = ma.fields.Integer()
+    email = ma.fields.String()
+    name = ma.fields.String()
+    external_source = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+class MemberArgs(QueryArgs):
+    email = ma.fields.String(metadata={"description": "Exact email, matched case-insensitively"})
+    q = ma.fields.String(metadata={"description": "Part of an email or name"})
+
+
+class GrantIn(StrictSchema):
+    level_id = ma.fields.Integer(required=True, strict=True)
+    starts_at = ma.fields.AwareDateTime(default_timezone=None, load_default=None, allow_none=True)
+    ends_at = ma.fields.AwareDateTime(load_default=None, allow_none=True,
+                                      metadata={"description": "When access ends; null for the level's duration "
+                                                               "or lifetime"})
+    note = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
+class GrantArgs(QueryArgs):
+    status = ma.fields.String(validate=validate.OneOf(["active", "past_due", "paused", "revoked", "expired"]))
+
+
+class RevokeIn(StrictSchema):
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class GrantOut(ma.Schema):
+    id = ma.fields.Integer()
+    member_id = ma.fields.Integer()
+    level = ma.fields.Nested(LevelRef)
+    status = ma.fields.String()
+    gives_access = ma.fields.Method("_gives_access")
+    starts_at = ma.fields.DateTime()
+    ends_at = ma.fields.DateTime(allow_none=True)
+    revoked_at = ma.fields.DateTime(allow_none=True)
+    revoke_reason = ma.fields.String(allow_none=True)
+    revoke_at = ma.fields.DateTime(allow_none=True, metadata={"description": "A revocation scheduled for later"})
+    source = ma.fields.Method("_source")
+    note = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime()
+
+    def _gives_access(self, grant) -> bool:
+        return grant.gives_access()
+
+    def _source(self, grant) -> dict:
+        return {
+            "kind": grant.source_kind,
+            "integration_id": grant.integration_id,
+            "order_id": grant.order_ref,
+            "line": grant.line_ref,
+            "subscription_id": grant.subscription_ref,
+            "mandate_id": grant.mandate_id,
+        }
+
+
+class AccessArgs(QueryArgs):
+    email = ma.fields.String(required=True)
+    course = ma.fields.String(required=True, metadata={"description": "Course slug"})
+
+
+class AccessOut(ma.Schema):
+    allowed = ma.fields.Boolean()
+    levels = ma.fields.List(ma.fields.String(), metadata={"description": "Slugs of the levels that open the course"})

@@ -1,0 +1,173 @@
+"""The membership rules: members, grants and access. Functions take a session, flush and never commit."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import timeutil
+from emails import services as email_services
+from membership import tokens
+from membership.errors import DuplicateEmail, GrantAlreadyRevoked, InvalidEmail
+from membership.models import Course, Grant, GrantSourceKind, GrantStatus, Level, Member
+
+# Deliberately loose: one "@", something on each side, a dot in the domain, no spaces.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalise_email(raw: str | None) -> str:
+    email = (raw or "").strip().lower()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise InvalidEmail(f"{raw!r} is not a usable email address.")
+    return email
+
+
+def member_by_email(session: Session, email: str) -> Member | None:
+    return session.scalar(select(Member).where(Member.email == normalise_email(email)))
+
+
+def create_member(session: Session, email: str, *, name: str = "", external_source: str | None = None) -> Member:
+    member = Member(email=normalise_email(email), name=name.strip(), external_source=external_source)
+    try:
+        with session.begin_nested():
+            session.add(member)
+            session.flush()
+    except IntegrityError:
+        raise DuplicateEmail() from None
+    return member
+
+
+def update_member(session: Session, member: Member, changes: dict) -> Member:
+    if "name" in changes:
+        member.name = changes["name"].strip()
+    if "external_source" in changes:
+        source = changes["external_source"]
+        member.external_source = source.strip() or None if source is not None else None
+    if "email" in changes:
+        member.email = normalise_email(changes["email"])
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise DuplicateEmail() from None
+    return member
+
+
+def find_or_create_member(session: Session, email: str, *, name: str = "") -> tuple[Member, bool]:
+    """The member with this email (any case), or a new one. Returns ``(member, created)``.
+
+    Safe when two transactions race for the same new email: the loser's insert fails on the unique
+    email, its savepoint rolls back, and it finds the winner's row.
+    """
+    normalised = normalise_email(email)
+    member = session.scalar(select(Member).where(Member.email == normalised))
+    if member is not None:
+        if name.strip() and not member.name:
+            member.name = name.strip()
+        return member, False
+    member = Member(email=normalised, name=name.strip())
+    try:
+        with session.begin_nested():
+            session.add(member)
+            session.flush()
+    except IntegrityError:
+        member = session.scalar(select(Member).where(Member.email == normalised))
+        if member is None:  # pragma: no cover - the conflicting row vanished again
+            raise
+        return member, False
+    return member, True
+
+
+def grant_level(session: Session, member: Member, level: Level, *, source_kind: str = GrantSourceKind.MANUAL,
+                starts_at: datetime | None = None, ends_at: datetime | None = None,
+                integration_id: int | None = None, order_ref: str | None = None, line_ref: str | None = None,
+                subscription_ref: str | None = None, mandate_id: int | None = None,
+                note: str | None = None) -> Grant:
+    """Give ``member`` the level. A level with a duration ends that many days after the start unless told."""
+    starts_at = starts_at or timeutil.now()
+    if ends_at is None and level.duration_days:
+        ends_at = starts_at + timedelta(days=level.duration_days)
+    grant = Grant(member=member, level=level, status=GrantStatus.ACTIVE, starts_at=starts_at, ends_at=ends_at,
+                  source_kind=source_kind, integration_id=integration_id, order_ref=order_ref,
+                  line_ref=line_ref, subscription_ref=subscription_ref, mandate_id=mandate_id, note=note)
+    session.add(grant)
+    session.flush()
+    return grant
+
+
+def revoke_grant(session: Session, grant: Grant, reason: str, *, at: datetime | None = None) -> Grant:
+    if grant.status == GrantStatus.REVOKED:
+        raise GrantAlreadyRevoked()
+    grant.status = GrantStatus.REVOKED
+    grant.revoked_at = at or timeutil.now()
+    grant.revoke_reason = reason
+    grant.revoke_at = None
+    grant.scheduled_revoke_reason = None
+    session.flush()
+    return grant
+
+
+def levels_with_access(session: Session, member_id: int, moment: datetime | None = None) -> list[Level]:
+    moment = moment or timeutil.now()
+    return list(
+        session.scalars(
+            select(Level)
+            .where(Level.id.in_(select(Grant.level_id).where(Grant.member_id == member_id,
+                                                             Grant.gives_access_at(moment))))
+            .order_by(Level.id)
+        )
+    )
+
+
+def check_access(session: Session, email: str, course_slug: str) -> tuple[bool, list[Level]]:
+    """Does the member with ``email`` have a level that opens ``course_slug`` right now?
+
+    One indexed query: members.email (unique) -> grants (member, level, status) -> level_courses.
+    """
+    try:
+        normalised = normalise_email(email)
+    except InvalidEmail:
+        return False, []
+    moment = timeutil.now()
+    levels = list(
+        session.scalars(
+            select(Level)
+            .join(Grant, Grant.level_id == Level.id)
+            .join(Member, Member.id == Grant.member_id)
+            .join(Level.courses)
+            .where(Member.email == normalised, Course.slug == course_slug, Grant.gives_access_at(moment))
+            .distinct()
+            .order_by(Level.id)
+        )
+    )
+    return bool(levels), levels
+
+
+def login_url(member: Member, *, purpose: str = "welcome") -> str:
+    token = tokens.sign(tokens.LOGIN_LINK, {"m": member.id, "n": member.login_nonce, "p": purpose})
+    return f"{current_app.config['SITE_URL']}/login/{token}"
+
+
+def queue_welcome_email(session: Session, member: Member, levels: list[Level]) -> None:
+    """The welcome email with a one-click login link: once per member, ever."""
+    email_services.enqueue(
+        session,
+        "welcome",
+        member.email,
+        {
+            "member_name": member.name or "there",
+            "login_url": login_url(member),
+            "levels": [level.name for level in levels],
+        },
+        dedupe_key=f"welcome:member:{member.id}",
+        member_id=member.id,
+    )
+
+
+def member_count(session: Session) -> int:
+    return session.scalar(select(func.count(Member.id))) or 0

@@ -1,0 +1,24 @@
+"""Paginated listings: smorest's ``X-Pagination`` header over a SQLAlchemy ``Select``."""
+
+from __future__ import annotations
+
+from flask_smorest import Page
+from sqlalchemy import func, select
+
+from extensions import db
+
+
+class SelectPage(Page):
+    @property
+    def item_count(self) -> int:
+        counted = self.collection.order_by(None).subquery()
+        return db.session.scalar(select(func.count()).select_from(counted)) or 0
+
+    @property
+    def items(self):
+        params = self.page_params
+        query = self.collection.offset(params.first_item).limit(params.page_size)
+        return db.session.scalars(query).unique().all()
+
+
+PAGE_SIZE = {"page_size": 50, "max_page_size": 500}

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+from app import create_app
+from config import ConfigError, from_environment
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    first = from_environment(str(tmp_path), {})["SECRET_KEY"]
+    second = from_environment(str(tmp_path), {})["SECRET_KEY"]
+    assert first == second and len(first) > 40
+    assert (tmp_path / "secret_key").read_text() == first
+    other = from_environment(str(tmp_path / "other"), {})["SECRET_KEY"]
+    assert other != first
+
+
+def test_environment_contract(tmp_path):
+    settings = from_environment(str(tmp_path), {
+        "DATABASE_URL": "postgresql://root@127.0.0.1:5432/test",
+        "SECRET_KEY": "s3cret",
+        "SITE_URL": "https://members.example.com/",
+        "MAIL_SERVER": "smtp.example.com",
+        "MAIL_PORT": "587",
+        "MAIL_USE_TLS": "true",
+        "MAIL_DEFAULT_SENDER": "Academy <hi@example.com>",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    })
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://root@127.0.0.1:5432/test"
+    assert settings["SECRET_KEY"] == "s3cret"
+    assert settings["SITE_URL"] == "https://members.example.com"
+    assert settings["MAIL_PORT"] == 587 and settings["MAIL_USE_TLS"] is True
+    assert settings["SESSION_COOKIE_SECURE"] is True
+    assert settings["CELERY_BROKER_URL"] == "redis://127.0.0.1:6379/0"
+
+
+def test_default_database_is_sqlite_under_instance(tmp_path):
+    settings = from_environment(str(tmp_path), {})
+    assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{Path(tmp_path) / 'coursegate.sqlite3'}"
+    assert settings["SITE_URL"] == "http://127.0.0.1:5000"
+
+
+def test_bad_environment_values_are_refused(tmp_path):
+    import pytest
+
+    with pytest.raises(ConfigError, match="MAIL_USE_TLS"):
+        from_environment(str(tmp_path), {"MAIL_USE_TLS": "maybe"})
+    with pytest.raises(ConfigError, match="MAIL_PORT"):
+        from_environment(str(tmp_path), {"MAIL_PORT": "twenty-five"})
+
+
+def test_prefixed_environment_reaches_config(monkeypatch, app_config):
+    monkeypatch.setenv("COURSEGATE_SITE_NAME", "Env Academy")
+    app = create_app({k: v for k, v in app_config.items() if k != "SITE_NAME"})
+    assert app.config["SITE_NAME"] == "Env Academy"
+
+
+def test_unknown_api_route_is_json_and_page_is_html(client):
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json["code"] == "not_found" and response.json["message"]
+    page = client.get("/no-such-page")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+
+
+def test_healthz(client):
+    assert client.get("/healthz").json == {"status": "ok"}
