@@ -57,12 +57,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     import jobs
     from emails.transport import mail
-    from extensions import api, db, migrate
+    from extensions import api, csrf, db, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"),
                      render_as_batch=True, compare_type=True)
     mail.init_app(app)
+    csrf.init_app(app)
     jobs.init_app(app)
     api.init_app(app, spec_kwargs={
         "info": {"description": "Coursegate's owner API. Authenticate with `Authorization: Bearer <api key>`."},

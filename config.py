@@ -98,4 +98,5 @@ DEFAULTS = {
     "COURSEGATE_LOGIN_LINK_MAX_AGE": 7 * 24 * 3600,
     "COURSEGATE_MAIL_DIR": None,  # default: <instance>/mail
     "MAIL_TIMEOUT": 10,
+    "WTF_CSRF_CHECK_DEFAULT": False,  # page blueprints call csrf.protect() themselves
 }

@@ -70,3 +70,12 @@ class CoursegateApi(Api):
 
 
 api = CoursegateApi()
+
+
+# --- CSRF for server-rendered forms ------------------------------------------------------------------
+# Not applied by default (WTF_CSRF_CHECK_DEFAULT is False): the JSON API and cart webhooks are not forms.
+# Every page blueprint protects itself with ``bp.before_request(csrf.protect)``.
+
+from flask_wtf import CSRFProtect  # noqa: E402
+
+csrf = CSRFProtect()

@@ -7,14 +7,14 @@ import hashlib
 import hmac
 import secrets
 
-from flask import g, request
+from flask import g, request, session
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import timeutil
 from errors import Unauthorized
 from extensions import db
-from membership.models import ApiKey
+from membership.models import ApiKey, Member
 
 KEY_PREFIX = "cg_"
 
@@ -61,3 +61,11 @@ def owner_required(view):
 
 def touch_last_used(row: ApiKey) -> None:
     row.last_used_at = timeutil.now()
+
+
+def current_member() -> Member | None:
+    """The member signed in on this browser session (``session["member_id"]``), if any."""
+    member_id = session.get("member_id")
+    if member_id is None:
+        return None
+    return db.session.get(Member, member_id)
