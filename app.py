@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 import config
-from errors import HTTP_CODES, CoursegateError
+from errors import HTTP_CODES, CoursegateError, ErrorResponsesPlugin
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     jobs.init_app(app)
     api.init_app(app, spec_kwargs={
+        "extra_plugins": [ErrorResponsesPlugin()],
         "info": {"description": "Coursegate's owner API. Authenticate with `Authorization: Bearer <api key>`."},
     })
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from apispec import BasePlugin
 
 
 class CoursegateError(Exception):
@@ -81,3 +82,18 @@ HTTP_CODES = {
     500: "internal_error",
     503: "unavailable",
 }
+
+
+class ErrorResponsesPlugin(BasePlugin):
+    """apispec plugin: document the errors every owner API operation can answer with."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        if not path or not path.startswith("/api/v1/") or not operations:
+            return
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", "UNAUTHORIZED")
+            if "{" in path:
+                responses.setdefault("404", "NOT_FOUND")
+            if method in ("post", "put", "patch"):
+                responses.setdefault("409", "CONFLICT")
