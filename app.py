@@ -23,15 +23,14 @@ JSON_PREFIXES = ("/api/", "/webhooks/")
 
 
 def configure_logging() -> None:
-    if logging.getLogger().handlers:
+    """Once per process, before the app exists: JSON lines unless COURSEGATE_LOG_FORMAT=plain."""
+    if getattr(configure_logging, "done", False):
         return
-    logging.config.dictConfig({
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-        "root": {"level": os.environ.get("COURSEGATE_LOG_LEVEL", "INFO"), "handlers": ["console"]},
-    })
+    from observability import logging_config
+
+    logging.config.dictConfig(logging_config(os.environ.get("COURSEGATE_LOG_LEVEL", "INFO"),
+                                             os.environ.get("COURSEGATE_LOG_FORMAT", "json")))
+    configure_logging.done = True  # type: ignore[attr-defined]
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -56,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     import jobs
+    import observability
     from emails.transport import mail
     from extensions import api, csrf, db, migrate
 
@@ -65,6 +65,7 @@ def register_extensions(app: Flask) -> None:
     mail.init_app(app)
     csrf.init_app(app)
     jobs.init_app(app)
+    observability.init_app(app)
     api.init_app(app, spec_kwargs={
         "extra_plugins": [ErrorResponsesPlugin()],
         "info": {"description": "Coursegate's owner API. Authenticate with `Authorization: Bearer <api key>`."},
@@ -89,10 +90,6 @@ def register_blueprints(app: Flask) -> None:
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]
 
-    @app.get("/healthz")
-    def healthz():
-        return jsonify(status="ok")
-
 
 def register_cli(app: Flask) -> None:
     from emails.cli import emails_cli
@@ -103,7 +100,7 @@ def register_cli(app: Flask) -> None:
 
 
 def wants_json() -> bool:
-    return request.path.startswith(JSON_PREFIXES) or request.path == "/healthz"
+    return request.path.startswith(JSON_PREFIXES) or request.path in ("/healthz", "/readyz", "/metrics")
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -13,12 +13,15 @@ If a trigger is lost (crash, broker outage), the periodic sweeps find the row st
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import Celery, Task
 from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+
+import observability
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +33,14 @@ def celery_init_app(app: Flask) -> Celery:
 
     class FlaskTask(Task):
         def __call__(self, *args: object, **kwargs: object) -> object:
-            with app.app_context():
-                return self.run(*args, **kwargs)
+            request_id = getattr(self.request, "request_id", None) or (
+                (getattr(self.request, "headers", None) or {}).get("request_id"))
+            token = observability.request_id_var.set(request_id)
+            try:
+                with app.app_context():
+                    return _run_logged(self, args, kwargs)
+            finally:
+                observability.request_id_var.reset(token)
 
     broker = app.config.get("CELERY_BROKER_URL")
     celery_app = Celery(app.name, task_cls=FlaskTask)
@@ -49,6 +58,18 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+def _run_logged(task: Task, args: tuple, kwargs: dict | None = None) -> object:
+    started = time.perf_counter()
+    ids = {"args": list(args)}
+    try:
+        result = task.run(*args, **(kwargs or {}))
+    except Exception:
+        observability.log_job(task.name, started, "error", **ids)
+        raise
+    observability.log_job(task.name, started, "ok", **ids)
+    return result
 
 
 def after_commit(session: Session, task: Task, *args: Any) -> None:
@@ -72,7 +93,7 @@ def dispatch(task: Task, *args: Any) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config.get("CELERY_BROKER_URL"):
         try:
-            task.delay(*args)
+            task.apply_async(args=args, headers={"request_id": observability.request_id_var.get()})
         except Exception:  # the broker is down: the sweep will re-trigger from the row
             logger.exception("could not send %s%r to the broker; left for the sweep", task.name, args)
         return
@@ -84,9 +105,10 @@ def dispatch(task: Task, *args: Any) -> None:
 
 
 def run_now(app: Flask, task: Task, *args: Any) -> None:
+    """Run a job in this process (the embedded default), keeping the request id of what triggered it."""
     try:
         with app.app_context():
-            task.run(*args)
+            _run_logged(task, args)
     except Exception:
         logger.exception("job %s%r failed; the row stays pending for the sweep", task.name, args)
 
@@ -99,10 +121,15 @@ def init_app(app: Flask) -> None:
         deferred = g.pop("coursegate_deferred_jobs", None)
         if deferred:
             flask_app = current_app._get_current_object()  # type: ignore[attr-defined]
+            request_id = observability.request_id_var.get()
 
             def run_all() -> None:
-                for task, args in deferred:
-                    run_now(flask_app, task, *args)
+                token = observability.request_id_var.set(request_id)
+                try:
+                    for task, args in deferred:
+                        run_now(flask_app, task, *args)
+                finally:
+                    observability.request_id_var.reset(token)
 
             response.call_on_close(run_all)
         return response

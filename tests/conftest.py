@@ -107,6 +107,25 @@ def app(app_config):
 
 
 @pytest.fixture
+def make_app(app_config):
+    """Build extra apps with config overrides; their connection pools are closed after the test."""
+    built = []
+
+    def make(**overrides):
+        extra = create_app({**app_config, **overrides})
+        built.append(extra)
+        return extra
+
+    yield make
+    from extensions import db
+
+    for extra in built:
+        with extra.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

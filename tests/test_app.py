@@ -51,6 +51,10 @@ def test_prefixed_environment_reaches_config(monkeypatch, app_config):
     monkeypatch.setenv("COURSEGATE_SITE_NAME", "Env Academy")
     app = create_app({k: v for k, v in app_config.items() if k != "SITE_NAME"})
     assert app.config["SITE_NAME"] == "Env Academy"
+    from extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_unknown_api_route_is_json_and_page_is_html(client):
