@@ -1,0 +1,86 @@
+"""Start and stop real service processes (gunicorn, Celery workers) for the production tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import ROOT, free_port
+
+BIN = Path(sys.executable).parent
+
+
+def service_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSEGATE_", "MAIL_", "CELERY_"))}
+    env.update({
+        "SECRET_KEY": "production-test-secret",
+        "SITE_URL": "http://coursegate.test",
+        "COURSEGATE_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    })
+    env.update(overrides)
+    return env
+
+
+def start_gunicorn(env: dict[str, str], *, workers: int = 2, log: Path | None = None) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    proc = _spawn([str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
+                   "--workers", str(workers)], env, log)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers(url + "/healthz"), timeout=30, what=f"gunicorn on {url}", proc=proc)
+    return url, proc
+
+
+def start_celery_worker(env: dict[str, str], name: str, *, log: Path | None = None,
+                        extra: list[str] | None = None) -> subprocess.Popen:
+    return _spawn([str(BIN / "celery"), "-A", "worker", "worker", "--loglevel", "WARNING", "--concurrency", "2",
+                   "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle", *(extra or [])], env, log)
+
+
+def _spawn(argv: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen:
+    if log is None:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wait_until(check, *, timeout: float, what: str, proc: subprocess.Popen | None = None, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: the process exited with {proc.returncode}")
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
