@@ -57,24 +57,23 @@ def any_published_course(session: Session) -> bool:
     return bool(session.scalar(select(exists().where(Course.status == CourseStatus.PUBLISHED))))
 
 
-def courses_by_ids(session: Session, ids: list[int], field: str = "course_ids") -> list[Course]:
+def _by_ids(session: Session, model, ids: list[int], *, field: str, noun: str, code: str) -> list:
+    """The rows with these ids, in the order given, or a 422 naming every id that does not exist."""
     unique = list(dict.fromkeys(ids))
-    found = {c.id: c for c in session.scalars(select(Course).where(Course.id.in_(unique)))}
+    found = {row.id: row for row in session.scalars(select(model).where(model.id.in_(unique)))}
     missing = [i for i in unique if i not in found]
     if missing:
-        raise Unprocessable(f"No course has the id {missing[0]}.", code="course_not_found",
-                            errors={field: [f"Unknown course id(s): {', '.join(map(str, missing))}"]})
+        raise Unprocessable(f"No {noun} has the id {missing[0]}.", code=code,
+                            errors={field: [f"Unknown {noun} id(s): {', '.join(map(str, missing))}"]})
     return [found[i] for i in unique]
+
+
+def courses_by_ids(session: Session, ids: list[int], field: str = "course_ids") -> list[Course]:
+    return _by_ids(session, Course, ids, field=field, noun="course", code="course_not_found")
 
 
 def levels_by_ids(session: Session, ids: list[int], field: str = "level_ids") -> list[Level]:
-    unique = list(dict.fromkeys(ids))
-    found = {lv.id: lv for lv in session.scalars(select(Level).where(Level.id.in_(unique)))}
-    missing = [i for i in unique if i not in found]
-    if missing:
-        raise Unprocessable(f"No access level has the id {missing[0]}.", code="level_not_found",
-                            errors={field: [f"Unknown level id(s): {', '.join(map(str, missing))}"]})
-    return [found[i] for i in unique]
+    return _by_ids(session, Level, ids, field=field, noun="access level", code="level_not_found")
 
 
 def create_level(session: Session, *, name: str, slug: str, course_ids: list[int],
