@@ -98,5 +98,6 @@ DEFAULTS = {
     "COURSEGATE_LOGIN_LINK_MAX_AGE": 7 * 24 * 3600,
     "COURSEGATE_MAIL_DIR": None,  # default: <instance>/mail
     "MAIL_TIMEOUT": 10,
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # carts send kilobytes; anything this large is not a delivery
     "WTF_CSRF_CHECK_DEFAULT": False,  # page blueprints call csrf.protect() themselves
 }

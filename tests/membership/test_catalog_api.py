@@ -122,3 +122,8 @@ def test_level_with_grants_cannot_be_deleted(api):
     assert api.post(f"/api/v1/members/{member['id']}/grants", json={"level_id": level["id"]}).status_code == 201
     refused = api.delete(f"/api/v1/levels/{level['id']}")
     assert refused.status_code == 409 and refused.json["code"] == "level_in_use"
+
+
+def test_oversized_body_is_413_json(api):
+    response = api.post("/api/v1/courses", data=b"x" * (3 * 1024 * 1024), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json["code"] == "payload_too_large"
