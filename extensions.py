@@ -5,11 +5,12 @@ Domain modules import from here; nothing but the entry points imports ``app.py``
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, event
 from sqlalchemy.orm import DeclarativeBase, registry
 
 import timeutil
@@ -39,6 +40,30 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value: datetime | None, dialect):
         return None if value is None else timeutil.as_utc(value)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_connect(dbapi_connection, connection_record) -> None:
+    """SQLite: let SQLAlchemy, not pysqlite, decide where transactions begin.
+
+    pysqlite opens transactions lazily and commits on a SAVEPOINT's release, which turns every
+    ``begin_nested()`` into a commit of the whole transaction (SQLAlchemy's documented pysqlite recipe).
+    WAL lets readers and the one writer work at the same time; the busy timeout makes writers queue.
+    """
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN")
 
 
 class Base(DeclarativeBase):

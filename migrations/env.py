@@ -107,6 +107,10 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode copies and drops tables; with foreign keys enforced a drop would cascade into
+            # the rows that point at it. Must run outside a transaction, hence on the DBAPI connection.
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
