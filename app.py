@@ -40,6 +40,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(config.DEFAULTS)
     app.config.from_mapping(config.from_environment(app.instance_path))
     app.config.from_prefixed_env("COURSEGATE")
+    # from_prefixed_env strips the prefix (COURSEGATE_SITE_NAME -> SITE_NAME); code may read either name.
+    for name in os.environ:
+        if name.startswith("COURSEGATE_") and name.removeprefix("COURSEGATE_") in app.config:
+            app.config[name] = app.config[name.removeprefix("COURSEGATE_")]
     if test_config:
         app.config.from_mapping(test_config)
         if "DATABASE_URL" in test_config:

@@ -49,8 +49,13 @@ def test_bad_environment_values_are_refused(tmp_path):
 
 def test_prefixed_environment_reaches_config(monkeypatch, app_config):
     monkeypatch.setenv("COURSEGATE_SITE_NAME", "Env Academy")
+    monkeypatch.setenv("COURSEGATE_METRICS_TOKEN", "from-env")
+    monkeypatch.setenv("COURSEGATE_GRACE_LIMIT", "12")
     app = create_app({k: v for k, v in app_config.items() if k != "SITE_NAME"})
     assert app.config["SITE_NAME"] == "Env Academy"
+    # Settings are reachable by the full environment name too, with values parsed as JSON where they can be.
+    assert app.config["COURSEGATE_METRICS_TOKEN"] == "from-env" == app.config["METRICS_TOKEN"]
+    assert app.config["COURSEGATE_GRACE_LIMIT"] == 12
     from extensions import db
 
     with app.app_context():
