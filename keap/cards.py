@@ -1,10 +1,11 @@
 """Card updates for Keap subscriptions, through Keap's hosted payment component.
 
-1. :func:`start_card_capture` asks Keap for a payment-component session (``POST /rest/v2/paymentMethodConfigs``);
+1. :func:`begin_capture` notes the contact's payment methods on the subscription's merchant account, and
+   :func:`start_card_capture` asks Keap for a payment-component session (``POST /rest/v2/paymentMethodConfigs``);
    the page renders ``<keap-payment-method data-key=...>`` from payments.keap.page. The card goes from the
    member's browser to Keap: no card number ever passes through us, and the session key is never stored.
 2. :func:`apply_new_card` finds the contact's newest payment method on the same merchant account as the
-   subscription (Keap's tokens are tied to one processor) and PATCHes (``update_mask=payment_method_id``)
+   subscription (Keap's tokens are tied to one processor) that was not there when the form opened, and PATCHes (``update_mask=payment_method_id``)
    every active subscription of the contact that used the old payment method on that merchant account, and
    only those. The change is recorded and the member emailed.
 """
@@ -36,14 +37,18 @@ class CaptureContext:
     contact_id: str
     old_payment_method_id: str | None
     merchant_account_id: str | None
+    # The contact's payment methods on that account when the form opened: the new card is one not among them.
+    known_payment_method_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "known_payment_method_ids": list(self.known_payment_method_ids)}
 
     @classmethod
     def from_dict(cls, data: dict) -> CaptureContext:
-        return cls(**{k: data.get(k) for k in ("subscription_id", "contact_id", "old_payment_method_id",
-                                               "merchant_account_id")})
+        return cls(subscription_id=str(data["subscription_id"]), contact_id=str(data["contact_id"]),
+                   old_payment_method_id=data.get("old_payment_method_id"),
+                   merchant_account_id=data.get("merchant_account_id"),
+                   known_payment_method_ids=tuple(data.get("known_payment_method_ids") or ()))
 
 
 @dataclass
@@ -57,6 +62,18 @@ class CardUpdate:
 def start_card_capture(contact_id: str) -> str:
     """A session key for Keap's payment component (valid about an hour). Put it in the page, nowhere else."""
     return get_client().create_payment_method_config(contact_id)
+
+
+def begin_capture(row: subscriptions.SubscriptionRow) -> tuple[str, CaptureContext]:
+    """Note the contact's current payment methods on the subscription's merchant account, then open a
+    component session. Returns the session key (for the page only) and what the confirm step needs."""
+    client = get_client()
+    known = tuple(str(m["payment_method_id"]) for m in client.list_payment_methods(
+        row.contact_id, merchant_account_id=row.merchant_account_id) if m.get("payment_method_id"))
+    session_key = start_card_capture(row.contact_id)
+    return session_key, CaptureContext(
+        subscription_id=row.subscription_id, contact_id=row.contact_id, old_payment_method_id=row.payment_method_id,
+        merchant_account_id=row.merchant_account_id, known_payment_method_ids=known)
 
 
 def _newest(methods: list[dict]) -> dict | None:
@@ -93,9 +110,11 @@ def apply_new_card(session: Session, member: Member, capture: CaptureContext, *,
     old_id = capture.old_payment_method_id
     methods = client.list_payment_methods(capture.contact_id, merchant_account_id=merchant)
     on_account = [m for m in methods if merchant is None or str(m.get("merchant_account_id") or "") == merchant]
-    usable = [m for m in on_account if str(m.get("status") or "").upper() != "EXPIRED"]
+    known = set(capture.known_payment_method_ids) | {old_id}
+    usable = [m for m in on_account if str(m.get("status") or "").upper() != "EXPIRED"
+              and str(m.get("payment_method_id")) not in known]
     newest = _newest(usable)
-    if newest is None or str(newest.get("payment_method_id")) == old_id:
+    if newest is None:
         raise NoNewCard()
     new_card = card_from_payment_method(newest)
     assert new_card is not None

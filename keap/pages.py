@@ -57,10 +57,8 @@ def card(subscription_id: str):
     member = _member()
     row = subscriptions.find_row(db.session, member, subscription_id)
     db.session.commit()
-    session_key = cards.start_card_capture(row.contact_id)
-    session[CAPTURE_KEY] = cards.CaptureContext(
-        subscription_id=row.subscription_id, contact_id=row.contact_id,
-        old_payment_method_id=row.payment_method_id, merchant_account_id=row.merchant_account_id).to_dict()
+    session_key, capture = cards.begin_capture(row)
+    session[CAPTURE_KEY] = capture.to_dict()
     response = make_response(render_template("keap/card.html", row=row, session_key=session_key,
                                              embed_script=EMBED_SCRIPT, back_url=billing_url()))
     return _private(response)
