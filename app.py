@@ -75,6 +75,7 @@ def register_extensions(app: Flask) -> None:
     import emails.models  # noqa: F401
     import fulfillment.models  # noqa: F401
     import keap.models  # noqa: F401
+    import keap.tasks  # noqa: F401  (registers the Celery task with workers)
     import membership.models  # noqa: F401
 
 
