@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from keap import subscriptions
 from keap.card_changes import record_card_change
-from keap.client import get_client
+from keap.client import KeapClient, get_client
 from keap.errors import KeapError, KeapUnavailable, NoNewCard
 from keap.models import CardChange, CardChangedBy
 from keap.subscriptions import Card, card_from_payment_method
@@ -84,7 +84,7 @@ def _newest(methods: list[dict]) -> dict | None:
     return max(reversed(dated), key=lambda m: str(m.get("created_time") or ""))
 
 
-def _names_for(session: Session, member: Member, client, subs: list[dict]) -> list[str]:
+def _names_for(member: Member, client: KeapClient, subs: list[dict]) -> list[str]:
     """Product names for the confirmation email: from the member's cached view, else from Keap, else the id."""
     cached = subscriptions.cached(member)
     known = {row.subscription_id: row.product_name for row in (cached.rows if cached else ())}
@@ -114,16 +114,17 @@ def apply_new_card(session: Session, member: Member, capture: CaptureContext, *,
     usable = [m for m in on_account if str(m.get("status") or "").upper() != "EXPIRED"
               and str(m.get("payment_method_id")) not in known]
     newest = _newest(usable)
-    if newest is None:
+    new_card = card_from_payment_method(newest) if newest else None
+    if new_card is None:
         raise NoNewCard()
-    new_card = card_from_payment_method(newest)
-    assert new_card is not None
     old_card = next((card_from_payment_method(m) for m in methods if str(m.get("payment_method_id")) == old_id), None)
 
-    targets = [s for s in client.list_active_subscriptions(capture.contact_id)
-               if s.get("active", True) is not False
-               and old_id is not None and str(s.get("payment_method_id") or "") == old_id
-               and (merchant is None or str(s.get("merchant_account_id") or "") == merchant)]
+    active = [s for s in client.list_active_subscriptions(capture.contact_id) if s.get("active", True) is not False]
+    if old_id is None:  # a subscription with no card yet: only the one the member chose
+        targets = [s for s in active if str(s.get("id")) == capture.subscription_id]
+    else:
+        targets = [s for s in active if str(s.get("payment_method_id") or "") == old_id
+                   and (merchant is None or str(s.get("merchant_account_id") or "") == merchant)]
     result = CardUpdate(new_card=new_card)
     for sub in targets:
         sub_id = str(sub["id"])
@@ -134,7 +135,7 @@ def apply_new_card(session: Session, member: Member, capture: CaptureContext, *,
             result.failed.append(sub_id)
             continue
         result.updated.append(sub_id)
-    names = _names_for(session, member, client, [s for s in targets if str(s["id"]) in result.updated])
+    names = _names_for(member, client, [s for s in targets if str(s["id"]) in result.updated])
     subscriptions.forget(member.id)
     if result.failed and not result.updated:
         raise KeapUnavailable("Keap did not accept the new card for your subscriptions; please try again shortly.")

@@ -81,7 +81,8 @@ def confirm_card(subscription_id: str):
         flash(exc.message, "warn")
         return redirect(url_for("keap_pages.card", subscription_id=subscription_id))
     db.session.commit()
-    session.pop(CAPTURE_KEY, None)
+    if not result.failed:  # after a partial failure, pressing the button again moves the rest
+        session.pop(CAPTURE_KEY, None)
     card = result.new_card
     if result.updated:
         flash(f"Your {card.label} is now used for {len(result.updated)} subscription(s). "

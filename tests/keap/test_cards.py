@@ -190,6 +190,40 @@ def test_a_subscription_keap_refuses_is_reported_and_the_rest_recorded(app, sign
     html = signed_in.get("/account/billing/keap").text
     assert "1 subscription(s) could not be switched" in html
 
+    # Pressing the button again moves the one still on the old card, and only that one.
+    kd.on_payment_methods(mocked_responses, CONTACT, [
+        kd.payment_method("pm-new", CONTACT, last_four="0005", created_time="2025-11-21T09:00:00Z"),
+        *_methods()], merchant_account_id="1")
+    subs = _subs()
+    subs[0]["payment_method_id"] = "pm-new"
+    kd.on_subscriptions(mocked_responses, CONTACT, subs)
+    mocked_responses.patch(f"{kd.BASE}/subscriptions/B", json={})
+    signed_in.post("/account/billing/keap/A/card", data={"csrf_token": _csrf(page)})
+    with app.app_context():
+        changes = db.session.scalars(select(CardChange).order_by(CardChange.id)).all()
+        assert [c.subscription_refs for c in changes] == [["A"], ["B"]]
+
+
+def test_a_subscription_without_a_card_gets_the_new_one_alone(app, signed_in, mocked_responses):
+    subs = [kd.subscription("A", CONTACT), kd.subscription("E", CONTACT, payment_method_id="")]
+    subs[1]["payment_method_id"] = None
+    kd.on_contacts(mocked_responses, "jane@example.com", [kd.contact(CONTACT, "jane@example.com")])
+    kd.on_subscriptions(mocked_responses, CONTACT, subs)
+    kd.on_payment_methods(mocked_responses, CONTACT, _methods())
+    kd.on_product(mocked_responses, "789", "Premium Widget")
+    kd.on_payment_methods(mocked_responses, CONTACT, _methods(), merchant_account_id="1")
+    mocked_responses.post(f"{kd.BASE}/paymentMethodConfigs", json={"session_key": kd.SESSION_KEY})
+    page = signed_in.get("/account/billing/keap/E/card")
+    assert page.status_code == 200
+    kd.on_payment_methods(mocked_responses, CONTACT, [
+        kd.payment_method("pm-new", CONTACT, created_time="2025-11-21T09:00:00Z"), *_methods()],
+        merchant_account_id="1")
+    kd.on_subscriptions(mocked_responses, CONTACT, subs)
+    mocked_responses.patch(f"{kd.BASE}/subscriptions/E", json={})
+    signed_in.post("/account/billing/keap/E/card", data={"csrf_token": _csrf(page)})
+    assert [c.request.url.split("?")[0].rsplit("/", 1)[1] for c in mocked_responses.calls
+            if c.request.method == "PATCH"] == ["E"]
+
 
 def test_confirm_needs_the_csrf_token(signed_in, mocked_responses):
     _open_card_page(signed_in, mocked_responses)
