@@ -15,6 +15,8 @@ never the key, request or response bodies, card data or payment-component sessio
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import logging
 import random
@@ -36,6 +38,31 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.keap.com/crm"
 MAX_PAGES = 50  # a runaway next_page_token never loops forever
+
+
+# Set by deadline(): the moment (time.monotonic) by which a whole page's worth of calls must be done.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("keap_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Bound every call inside the block (timeouts, retries, waits) to ``seconds`` in total, so a page
+    that makes several calls to a slow Keap still answers in time."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _remaining() -> float | None:
+    until = _deadline.get()
+    return None if until is None else until - time.monotonic()
+
+
+def _fits(delay: float) -> bool:
+    remaining = _remaining()
+    return remaining is None or delay < remaining
 
 
 def _sleep(seconds: float) -> None:
@@ -283,20 +310,26 @@ class KeapClient:
         attempts = s.max_retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
-            self.bucket.acquire(s.max_wait)
+            remaining = _remaining()
+            if remaining is not None and remaining <= 0.05:
+                logger.warning("keap %s %s not sent: the time allowed for this page ran out", method, path)
+                raise KeapUnavailable("Keap did not answer in time; please try again in a few minutes.")
+            self.bucket.acquire(s.max_wait if remaining is None else min(s.max_wait, remaining))
+            timeout = s.timeout if remaining is None else max(0.05, min(s.timeout, remaining))
             try:
                 response = self.http.request(method, url, params=params, json=json, headers=headers,
-                                             timeout=s.timeout)
+                                             timeout=timeout)
             except requests.ReadTimeout:
                 # The call already took the whole timeout; a page should not wait that long again.
-                logger.warning("keap %s %s timed out after %ss", method, path, s.timeout)
+                logger.warning("keap %s %s timed out after %ss", method, path, timeout)
                 raise KeapUnavailable("Keap did not answer in time; please try again in a few minutes.") from None
             except requests.RequestException as exc:  # connection refused/reset, connect timeout, DNS
                 logger.warning("keap %s %s failed: %s (attempt %s of %s)", method, path, type(exc).__name__,
                                attempt + 1, attempts)
-                if last:
+                delay = self._backoff(attempt)
+                if last or not _fits(delay):
                     raise KeapUnavailable() from None
-                _sleep(self._backoff(attempt))
+                _sleep(delay)
                 continue
 
             if response.status_code < 400:
@@ -315,14 +348,15 @@ class KeapClient:
             if error.rate_limited:
                 delay = retry_after_seconds(response)
                 delay = self._backoff(attempt) if delay is None else delay
-                if last or delay > s.retry_after_max:
+                if last or delay > s.retry_after_max or not _fits(delay):
                     raise KeapRateLimited()
                 _sleep(delay)
                 continue
             if error.status >= 500:
-                if last:
+                delay = self._backoff(attempt)
+                if last or not _fits(delay):
                     raise KeapUnavailable()
-                _sleep(self._backoff(attempt))
+                _sleep(delay)
                 continue
             if error.status in (401, 403):
                 raise KeapAuthError()

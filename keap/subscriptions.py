@@ -24,7 +24,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from keap.client import KeapClient, get_client, setting
+from keap.client import KeapClient, deadline, get_client, setting
 from keap.errors import KeapError, KeapNotFound, KeapUnavailable, SubscriptionNotFound
 from keap.models import KeapContactLink
 from membership.models import Member
@@ -335,8 +335,9 @@ def rows_for_member(session: Session, member: Member, *, fresh: bool = False) ->
     contact_ids: list[str] = []
     try:
         client = get_client()
-        contact_ids = match_contacts(session, member, client)
-        rows = load_rows(client, contact_ids, currency=str(setting(config, "CURRENCY", "USD")))
+        with deadline(float(setting(config, "PAGE_BUDGET_SECONDS", 10))):
+            contact_ids = match_contacts(session, member, client)
+            rows = load_rows(client, contact_ids, currency=str(setting(config, "CURRENCY", "USD")))
     except KeapError as exc:
         logger.warning("keap subscriptions for member %s could not be loaded (%s)", member.id, exc.code)
         result = ExternalSubscriptions.unavailable(contact_ids)

@@ -163,3 +163,17 @@ def test_redis_unreachable_falls_back_to_the_process_bucket(caplog):
     bucket.acquire(1)
     assert bucket.fallback.tokens < 5
     assert "in-process" in caplog.text and "secret-password" not in caplog.text
+
+
+def test_a_deadline_bounds_timeouts_and_retries(mocked_responses, sleeps, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("keap.client.time.monotonic", clock)
+    mocked_responses.get(f"{kd.BASE}/products/1", status=503, body="")
+    with keap_client.deadline(3):
+        with pytest.raises(KeapUnavailable):
+            _client(backoff_base=8, backoff_max=8, timeout=5).get_product("1")  # the backoff would overrun
+        assert mocked_responses.calls[0].request.req_kwargs["timeout"] == 3  # not the full 5 s
+        clock.now += 3
+        with pytest.raises(KeapUnavailable):
+            _client().get_product("1")  # time is up: nothing is sent
+    assert len(mocked_responses.calls) == 1 and sleeps == []
