@@ -22,7 +22,8 @@ def record_card_change(session: Session, member: Member, *, source: str, subscri
                        subscription_names: list[str] | None = None) -> CardChange:
     """Store the change and queue the ``card_updated`` confirmation email (sent after commit)."""
     change = CardChange(
-        member_id=member.id, source=CardChangeSource(source).value, subscription_refs=[str(r) for r in subscription_refs],
+        member_id=member.id, source=CardChangeSource(source).value,
+        subscription_refs=[str(r) for r in subscription_refs],
         account_ref=account_ref, old_payment_method_ref=old_payment_method_ref,
         new_payment_method_ref=new_payment_method_ref, old_brand=old_brand, old_last4=old_last4,
         new_brand=new_brand, new_last4=new_last4, new_exp_month=new_exp_month, new_exp_year=new_exp_year,

@@ -1,13 +1,14 @@
 """Card updates for Keap subscriptions, through Keap's hosted payment component.
 
 1. :func:`begin_capture` notes the contact's payment methods on the subscription's merchant account, and
-   :func:`start_card_capture` asks Keap for a payment-component session (``POST /rest/v2/paymentMethodConfigs``);
-   the page renders ``<keap-payment-method data-key=...>`` from payments.keap.page. The card goes from the
-   member's browser to Keap: no card number ever passes through us, and the session key is never stored.
+   :func:`start_card_capture` asks Keap for a payment-component session
+   (``POST /rest/v2/paymentMethodConfigs``); the page renders ``<keap-payment-method data-key=...>`` from
+   payments.keap.page. The card goes from the member's browser to Keap: no card number ever passes through
+   us, and the session key is never stored.
 2. :func:`apply_new_card` finds the contact's newest payment method on the same merchant account as the
-   subscription (Keap's tokens are tied to one processor) that was not there when the form opened, and PATCHes (``update_mask=payment_method_id``)
-   every active subscription of the contact that used the old payment method on that merchant account, and
-   only those. The change is recorded and the member emailed.
+   subscription (Keap's tokens are tied to one processor) that was not there when the form opened, and
+   PATCHes (``update_mask=payment_method_id``) every active subscription of the contact that used the old
+   payment method on that merchant account, and only those. The change is recorded and the member emailed.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def begin_capture(row: subscriptions.SubscriptionRow) -> tuple[str, CaptureConte
         row.contact_id, merchant_account_id=row.merchant_account_id) if m.get("payment_method_id"))
     session_key = start_card_capture(row.contact_id)
     return session_key, CaptureContext(
-        subscription_id=row.subscription_id, contact_id=row.contact_id, old_payment_method_id=row.payment_method_id,
-        merchant_account_id=row.merchant_account_id, known_payment_method_ids=known)
+        subscription_id=row.subscription_id, contact_id=row.contact_id,
+        old_payment_method_id=row.payment_method_id, merchant_account_id=row.merchant_account_id,
+        known_payment_method_ids=known)
 
 
 def _newest(methods: list[dict]) -> dict | None:
@@ -85,7 +87,7 @@ def _newest(methods: list[dict]) -> dict | None:
 
 
 def _names_for(member: Member, client: KeapClient, subs: list[dict]) -> list[str]:
-    """Product names for the confirmation email: from the member's cached view, else from Keap, else the id."""
+    """Product names for the confirmation email: from the member's cached view, else Keap, else the id."""
     cached = subscriptions.cached(member)
     known = {row.subscription_id: row.product_name for row in (cached.rows if cached else ())}
     names: list[str] = []
@@ -109,7 +111,8 @@ def apply_new_card(session: Session, member: Member, capture: CaptureContext, *,
     merchant = capture.merchant_account_id
     old_id = capture.old_payment_method_id
     methods = client.list_payment_methods(capture.contact_id, merchant_account_id=merchant)
-    on_account = [m for m in methods if merchant is None or str(m.get("merchant_account_id") or "") == merchant]
+    on_account = [m for m in methods
+                  if merchant is None or str(m.get("merchant_account_id") or "") == merchant]
     known = set(capture.known_payment_method_ids) | {old_id}
     usable = [m for m in on_account if str(m.get("status") or "").upper() != "EXPIRED"
               and str(m.get("payment_method_id")) not in known]
@@ -117,9 +120,11 @@ def apply_new_card(session: Session, member: Member, capture: CaptureContext, *,
     new_card = card_from_payment_method(newest) if newest else None
     if new_card is None:
         raise NoNewCard()
-    old_card = next((card_from_payment_method(m) for m in methods if str(m.get("payment_method_id")) == old_id), None)
+    old_card = next((card_from_payment_method(m) for m in methods
+                     if str(m.get("payment_method_id")) == old_id), None)
 
-    active = [s for s in client.list_active_subscriptions(capture.contact_id) if s.get("active", True) is not False]
+    active = [s for s in client.list_active_subscriptions(capture.contact_id)
+              if s.get("active", True) is not False]
     if old_id is None:  # a subscription with no card yet: only the one the member chose
         targets = [s for s in active if str(s.get("id")) == capture.subscription_id]
     else:
@@ -138,7 +143,8 @@ def apply_new_card(session: Session, member: Member, capture: CaptureContext, *,
     names = _names_for(member, client, [s for s in targets if str(s["id"]) in result.updated])
     subscriptions.forget(member.id)
     if result.failed and not result.updated:
-        raise KeapUnavailable("Keap did not accept the new card for your subscriptions; please try again shortly.")
+        raise KeapUnavailable("Keap did not accept the new card for your subscriptions; "
+                              "please try again shortly.")
     if result.updated:
         result.change = record_card_change(
             session, member, source="keap", subscription_refs=result.updated, account_ref=capture.contact_id,

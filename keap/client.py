@@ -22,21 +22,29 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import requests
 from flask import current_app
 
 from config import parse_boolean
-from keap.errors import (KeapAuthError, KeapError, KeapNotConfigured, KeapNotFound, KeapRateLimited,
-                         KeapUnavailable)
+from keap.errors import (
+    KeapAuthError,
+    KeapError,
+    KeapNotConfigured,
+    KeapNotFound,
+    KeapRateLimited,
+    KeapUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.keap.com/crm"
+TOO_SLOW = "Keap did not answer in time; please try again in a few minutes."
 MAX_PAGES = 50  # a runaway next_page_token never loops forever
 
 
@@ -313,7 +321,7 @@ class KeapClient:
             remaining = _remaining()
             if remaining is not None and remaining <= 0.05:
                 logger.warning("keap %s %s not sent: the time allowed for this page ran out", method, path)
-                raise KeapUnavailable("Keap did not answer in time; please try again in a few minutes.")
+                raise KeapUnavailable(TOO_SLOW)
             self.bucket.acquire(s.max_wait if remaining is None else min(s.max_wait, remaining))
             timeout = s.timeout if remaining is None else max(0.05, min(s.timeout, remaining))
             try:
@@ -322,7 +330,7 @@ class KeapClient:
             except requests.ReadTimeout:
                 # The call already took the whole timeout; a page should not wait that long again.
                 logger.warning("keap %s %s timed out after %ss", method, path, timeout)
-                raise KeapUnavailable("Keap did not answer in time; please try again in a few minutes.") from None
+                raise KeapUnavailable(TOO_SLOW) from None
             except requests.RequestException as exc:  # connection refused/reset, connect timeout, DNS
                 logger.warning("keap %s %s failed: %s (attempt %s of %s)", method, path, type(exc).__name__,
                                attempt + 1, attempts)
@@ -391,7 +399,8 @@ class KeapClient:
         return self.get(f"/rest/v2/contacts/{contact_id}", fields="email_addresses") or {}
 
     def update_contact_emails(self, contact_id: str, email_addresses: list[dict]) -> dict:
-        return self.request("PATCH", f"/rest/v2/contacts/{contact_id}", params={"update_mask": "email_addresses"},
+        return self.request("PATCH", f"/rest/v2/contacts/{contact_id}",
+                            params={"update_mask": "email_addresses"},
                             json={"email_addresses": email_addresses}) or {}
 
     # --- subscriptions and products ---
@@ -420,7 +429,8 @@ class KeapClient:
     def create_payment_method_config(self, contact_id: str) -> str:
         """A short-lived session key for Keap's hosted card component. A bearer credential: never stored or
         logged, only put into the page that renders the component."""
-        body = self.request("POST", "/rest/v2/paymentMethodConfigs", json={"contact_id": str(contact_id)}) or {}
+        body = self.request("POST", "/rest/v2/paymentMethodConfigs",
+                            json={"contact_id": str(contact_id)}) or {}
         key = body.get("session_key")
         if not isinstance(key, str) or not key:
             raise KeapUnavailable("Keap did not give us a card form session; please try again.")

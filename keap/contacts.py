@@ -72,7 +72,8 @@ def replace_email(addresses: list[dict], old_digest: str, new_email: str) -> lis
     return [{"email": new_email, "field": "EMAIL1"}, *slots]
 
 
-def push_email_change(session: Session, member: Member, old_digest: str, client: KeapClient | None = None) -> list[str]:
+def push_email_change(session: Session, member: Member, old_digest: str,
+                      client: KeapClient | None = None) -> list[str]:
     """Write the member's current email to each remembered contact. Returns the contact ids changed."""
     client = client or get_client()
     changed = []
@@ -82,7 +83,8 @@ def push_email_change(session: Session, member: Member, old_digest: str, client:
         if slots is None:
             continue
         # Only the email slots are sent, and update_mask says so: nothing else on the contact is touched.
-        client.update_contact_emails(contact_id, [{"email": s.get("email"), "field": s.get("field")} for s in slots])
+        client.update_contact_emails(contact_id, [{"email": s.get("email"), "field": s.get("field")}
+                                                  for s in slots])
         changed.append(contact_id)
     subscriptions.forget(member.id)
     return changed

@@ -49,9 +49,3 @@ class NoNewCard(CoursegateError):
     code = "keap_no_new_card"
     message = ("We could not find a new card on the payment account this subscription uses. "
                "Please add the card in the form above, then press the button again.")
-
-
-class CaptureNotStarted(CoursegateError):
-    status = 409
-    code = "keap_capture_not_started"
-    message = "The card form has expired; please open it again."

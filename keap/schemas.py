@@ -1,4 +1,4 @@
-"""JSON shapes for the member's subscriptions (``GET /api/v1/me/subscriptions``): reusable by our own billing."""
+"""JSON shapes for the member's subscriptions (``GET /api/v1/me/subscriptions``), reusable by our billing."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ class CardOut(ma.Schema):
     exp_year = ma.fields.Integer(allow_none=True)
 
 
+def _edit_card_url(row) -> str | None:
+    return url_for("keap_pages.card", subscription_id=row.subscription_id) if row.source == "keap" else None
+
+
 class SubscriptionRowOut(ma.Schema):
     source = ma.fields.String(metadata={"description": "keap | own"})
     id = ma.fields.String(attribute="subscription_id")
@@ -26,8 +30,7 @@ class SubscriptionRowOut(ma.Schema):
     interval_unit = ma.fields.String(allow_none=True, metadata={"description": "day | week | month | year"})
     interval_count = ma.fields.Integer()
     card = ma.fields.Nested(CardOut, allow_none=True)
-    edit_card_url = ma.fields.Function(
-        lambda row: url_for("keap_pages.card", subscription_id=row.subscription_id) if row.source == "keap" else None)
+    edit_card_url = ma.fields.Function(_edit_card_url)
 
 
 class ExternalSourceOut(ma.Schema):

@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
@@ -110,7 +111,8 @@ class ExternalSubscriptions:
 
     @classmethod
     def unavailable(cls, contact_ids: Iterable[str] = ()) -> ExternalSubscriptions:
-        return cls(source="keap", status="unavailable", contact_ids=tuple(contact_ids), message=UNAVAILABLE_MESSAGE)
+        return cls(source="keap", status="unavailable", contact_ids=tuple(contact_ids),
+                   message=UNAVAILABLE_MESSAGE)
 
 
 # --- the per-member cache ---------------------------------------------------------------------------
@@ -264,7 +266,8 @@ def card_from_payment_method(method: dict) -> Card | None:
         return None
     info = method.get("card_info") or {}
     last4 = "".join(ch for ch in str(info.get("last_four") or "") if ch.isdigit())[-4:] or None
-    return Card(brand=text_or_none(info.get("brand")), last4=last4, exp_month=_int(info.get("expiration_month")),
+    return Card(brand=text_or_none(info.get("brand")), last4=last4,
+                exp_month=_int(info.get("expiration_month")),
                 exp_year=_int(info.get("expiration_year")), payment_method_id=method_id,
                 merchant_account_id=text_or_none(method.get("merchant_account_id")))
 
@@ -343,7 +346,8 @@ def rows_for_member(session: Session, member: Member, *, fresh: bool = False) ->
         result = ExternalSubscriptions.unavailable(contact_ids)
         cache.put(member, result, float(setting(config, "FAILURE_CACHE_SECONDS", 30)))
         return result
-    result = ExternalSubscriptions(source="keap", status="ok", rows=tuple(rows), contact_ids=tuple(contact_ids))
+    result = ExternalSubscriptions(source="keap", status="ok", rows=tuple(rows),
+                                   contact_ids=tuple(contact_ids))
     cache.put(member, result, float(setting(config, "CACHE_SECONDS", 300)))
     return result
 

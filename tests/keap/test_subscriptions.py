@@ -112,7 +112,7 @@ def test_keap_unreachable_gives_a_plain_message(session, keap_member, mocked_res
     assert "could not be loaded right now" in result.message
     assert len(mocked_responses.calls) == 3  # the first try and two retries, with backoff between
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0] / 2 >= 0
-    assert "member %s" % member.id in caplog.text and kd.API_KEY not in caplog.text
+    assert f"member {member.id}" in caplog.text and kd.API_KEY not in caplog.text
 
 
 def test_keap_503_is_retried_then_reported(session, keap_member, mocked_responses):
