@@ -177,3 +177,49 @@ def test_a_deadline_bounds_timeouts_and_retries(mocked_responses, sleeps, monkey
         with pytest.raises(KeapUnavailable):
             _client().get_product("1")  # time is up: nothing is sent
     assert len(mocked_responses.calls) == 1 and sleeps == []
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throwaway redis-server on a free port for this test only (skipped where none is installed)."""
+    import shutil
+    import subprocess
+    import time
+
+    from tests.conftest import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly", "no",
+                                "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import redis
+
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+def test_redis_bucket_is_shared_by_processes(redis_url, sleeps):
+    # Two buckets on the same key stand for two processes (web and worker) using the same Keap key.
+    first = keap_client.RedisTokenBucket(redis_url, "test:keap:shared", 4, 4, TokenBucket(4, 4))
+    second = keap_client.RedisTokenBucket(redis_url, "test:keap:shared", 4, 4, TokenBucket(4, 4))
+    for _ in range(4):
+        first.acquire(10)
+    assert sleeps == []
+    second.acquire(10)
+    assert len(sleeps) == 1 and 0.2 < sleeps[0] <= 0.25
+    with pytest.raises(KeapRateLimited):
+        second.acquire(0.1)  # the next token is more than 0.1 s away
+    assert first.fallback.tokens == second.fallback.tokens == 4  # Redis did the limiting
