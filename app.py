@@ -78,18 +78,22 @@ def register_extensions(app: Flask) -> None:
     # Importing the models registers every table on the metadata (migrations and create_all need all).
     import emails.models  # noqa: F401
     import fulfillment.models  # noqa: F401
+    import keap.models  # noqa: F401
+    import keap.tasks  # noqa: F401  (registers the Celery task with workers)
     import membership.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
     from extensions import api
     from fulfillment.api import blp as fulfillment_api
+    from keap.pages import bp as keap_pages
     from membership.api import blp as membership_api
     from membership.pages import bp as member_pages
 
     for blueprint in (membership_api, fulfillment_api):
         api.register_blueprint(blueprint)
     app.register_blueprint(member_pages)
+    app.register_blueprint(keap_pages)
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]

@@ -44,6 +44,13 @@ register(
     "Sent when a cart reports a failed rebill: asks the member to update their card.",
 )
 
+register(
+    "card_updated",
+    "Your card for {site_name} has been updated",
+    {"member_name", "brand", "last4", "expiry", "old_last4", "subscriptions", "changed_at"},
+    "Sent after a member's card was replaced and their subscriptions (Keap's or ours) moved to it.",
+)
+
 
 def get(name: str) -> EmailKind:
     try:

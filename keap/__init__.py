@@ -1,0 +1,1 @@
+"""Keap (Infusionsoft): the member's Keap subscriptions on the billing page, and card updates for them."""
