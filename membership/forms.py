@@ -13,7 +13,8 @@ class FormSchema(ma.Schema):
 
 
 class LoginRequestForm(FormSchema):
-    email = ma.fields.String(required=True, validate=validate.Length(min=3, max=320),
+    email = ma.fields.String(required=True, validate=validate.Length(min=3, max=320,
+                                                                     error="Enter your email address."),
                              error_messages={"required": "Enter your email address."})
 
 

@@ -201,6 +201,13 @@ class SmtpSink:
     def stop(self):
         self.controller.stop()
 
+    def restart(self):
+        """Listen again on the same port after ``stop()``: an SMTP outage that ends."""
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self.controller.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
     def wait_for(self, count: int, timeout: float = 5.0) -> list:
         deadline = time.monotonic() + timeout
         while len(self.messages) < count and time.monotonic() < deadline:
@@ -220,7 +227,7 @@ def smtp():
 def smtp_config(app_config, smtp):
     """Use as ``app_config`` override to send through the in-process SMTP server."""
     return {**app_config, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp.port, "MAIL_USE_TLS": False,
-            "MAIL_TIMEOUT": 5}
+            "MAIL_TIMEOUT": 5, "MAIL_BACKEND": "smtp"}  # flask-mailman would use its in-memory backend under TESTING
 
 
 # --- a live HTTP server (real sockets, its own thread and DB connections) -------------------------------
