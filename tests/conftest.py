@@ -107,6 +107,26 @@ def app(app_config):
 
 
 @pytest.fixture
+def make_app(app):
+    """``make_app(config)``: another app on the same (emptied) database, e.g. with other keys or limits.
+    Its database connections are closed after the test."""
+    from extensions import db
+
+    made = []
+
+    def make(config: dict):
+        other = create_app(config)
+        made.append(other)
+        return other
+
+    yield make
+    for other in made:
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 import timeutil
-from app import create_app
 from emails import services as email_services
 from emails.models import OutboundEmail
 from extensions import db
@@ -18,13 +17,9 @@ from tests.helpers import login_link_in, path_of
 
 
 @pytest.fixture
-def smtp_app(app, smtp_config):
+def smtp_app(app, smtp_config, make_app):
     """The app sending through the in-process SMTP server (``app`` has emptied the tables)."""
-    smtp_app = create_app(smtp_config)
-    yield smtp_app
-    with smtp_app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return make_app(smtp_config)
 
 
 def buy(app, email: str, name: str = "Grace") -> tuple[int, bool]:

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import func, select
 
 import timeutil
-from app import create_app
 from extensions import db
 from membership import login_links, services
 from membership.models import LoginLink
@@ -81,8 +80,8 @@ def test_tampered_link_gets_the_invalid_page(app, client, member_id, mangle):
     assert signed_in_member(client) is None
 
 
-def test_link_signed_with_another_key_is_invalid(app, app_config, client, member_id):
-    other = create_app({**app_config, "SECRET_KEY": "someone-elses-key"})
+def test_link_signed_with_another_key_is_invalid(app, app_config, client, member_id, make_app):
+    other = make_app({**app_config, "SECRET_KEY": "someone-elses-key"})
     with other.app_context():
         path = path_of(services.login_url(db.session.get(services.Member, member_id)))
     assert client.get(path).status_code == 400
@@ -181,10 +180,10 @@ def test_link_of_a_deleted_member_is_invalid(app, client, member_id):
     assert client.get(path).status_code == 400
 
 
-def test_links_survive_a_secret_key_rotation(app, app_config, member_id):
+def test_links_survive_a_secret_key_rotation(app, app_config, member_id, make_app):
     old_key = app_config["SECRET_KEY"]
     path = link(app, member_id)
-    rotated = create_app({**app_config, "SECRET_KEY": "the-new-key", "SECRET_KEY_FALLBACKS": [old_key]})
+    rotated = make_app({**app_config, "SECRET_KEY": "the-new-key", "SECRET_KEY_FALLBACKS": [old_key]})
     client = rotated.test_client()
     response = client.get(path)
     assert response.status_code == 302 and response.location == "/account"
@@ -194,5 +193,5 @@ def test_links_survive_a_secret_key_rotation(app, app_config, member_id):
         new_path = path_of(services.login_url(db.session.get(services.Member, member_id)))
     assert app.test_client().get(new_path).status_code == 400
     # ...and once the old key is dropped from the fallbacks, links signed with it stop working.
-    dropped = create_app({**app_config, "SECRET_KEY": "the-new-key", "SECRET_KEY_FALLBACKS": []})
+    dropped = make_app({**app_config, "SECRET_KEY": "the-new-key", "SECRET_KEY_FALLBACKS": []})
     assert dropped.test_client().get(link(app, member_id)).status_code == 400

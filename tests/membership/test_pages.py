@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import event, select
 from werkzeug.security import check_password_hash
 
-from app import create_app
 from emails import transport
 from emails.models import OutboundEmail
 from extensions import db
@@ -121,8 +120,8 @@ def limited_config(app_config):
             "LOGIN_RATE_LIMIT_IP": "4 per hour"}
 
 
-def test_link_requests_are_rate_limited_per_email(app, limited_config, member_id):
-    client = create_app({**limited_config, "LOGIN_RATE_LIMIT_IP": "100 per hour"}).test_client()
+def test_link_requests_are_rate_limited_per_email(app, limited_config, member_id, make_app):
+    client = make_app({**limited_config, "LOGIN_RATE_LIMIT_IP": "100 per hour"}).test_client()
     # the same for a member's email and for nobody's: the limit says nothing about membership
     for email in ("ada@example.com", "nobody@example.com"):
         for _ in range(2):
@@ -132,8 +131,8 @@ def test_link_requests_are_rate_limited_per_email(app, limited_config, member_id
     assert ask_for_link(client, "someone-else@example.com").status_code == 200
 
 
-def test_link_requests_are_rate_limited_per_ip(app, limited_config):
-    limited = create_app(limited_config)
+def test_link_requests_are_rate_limited_per_ip(app, limited_config, make_app):
+    limited = make_app(limited_config)
     here = limited.test_client()
     for n in range(4):
         assert ask_for_link(here, f"person{n}@example.com").status_code == 200
@@ -144,8 +143,8 @@ def test_link_requests_are_rate_limited_per_ip(app, limited_config):
     assert response.status_code == 200
 
 
-def test_password_attempts_are_rate_limited(app, limited_config, member_id):
-    client = create_app(limited_config).test_client()
+def test_password_attempts_are_rate_limited(app, limited_config, member_id, make_app):
+    client = make_app(limited_config).test_client()
     for _ in range(2):
         response = client.post("/login/password", data={"email": "ada@example.com", "password": "guess",
                                                          "csrf_token": csrf_token(client)})
@@ -257,9 +256,9 @@ def test_session_cookie_flags(app, member_id):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
 
 
-def test_session_cookie_is_secure_when_the_site_is_https(app, app_config, member_id, monkeypatch):
+def test_session_cookie_is_secure_when_the_site_is_https(app, app_config, member_id, monkeypatch, make_app):
     monkeypatch.setenv("SITE_URL", "https://members.example.com")
-    secure = create_app({k: v for k, v in app_config.items() if k != "SITE_URL"})
+    secure = make_app({k: v for k, v in app_config.items() if k != "SITE_URL"})
     client = secure.test_client()
     with secure.app_context():
         from membership import services
