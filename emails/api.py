@@ -8,7 +8,8 @@ from sqlalchemy import or_, select
 
 from emails import catalog, services
 from emails.models import EmailTemplateOverride, OutboundEmail
-from emails.schemas import EmailArgs, EmailDetailOut, EmailOut, TemplateIn, TemplateOut, template_view
+from emails.schemas import (EmailArgs, EmailDetailOut, EmailOut, PreviewIn, PreviewOut, TemplateIn, TemplateOut,
+                            template_view)
 from extensions import db
 from pagination import PAGE_SIZE, SelectPage
 
@@ -80,3 +81,12 @@ def delete_template(name):
     """Back to the built-in subject and body."""
     services.delete_override(db.session, name)
     db.session.commit()
+
+
+@blp.route("/email-templates/<name>/preview", methods=["POST"])
+@blp.arguments(PreviewIn)
+@blp.response(200, PreviewOut)
+def preview_template(data, name):
+    """Render the email with sample values: the current text, or the subject/body given (checked like PUT)."""
+    subject, text, html = services.preview(db.session, name, subject=data["subject"], body=data["body"])
+    return {"subject": subject, "text": text, "html": html}

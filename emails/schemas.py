@@ -60,6 +60,19 @@ class TemplateIn(StrictSchema):
             raise ma.ValidationError("Give a subject, a body, or both (DELETE restores the defaults).", "_schema")
 
 
+class PreviewIn(StrictSchema):
+    subject = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=300),
+                               metadata={"description": "Text to try; omit for the current subject"})
+    body = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=20000),
+                            metadata={"description": "Text to try; omit for the current body"})
+
+
+class PreviewOut(ma.Schema):
+    subject = ma.fields.String()
+    text = ma.fields.String()
+    html = ma.fields.String()
+
+
 class TemplateOut(ma.Schema):
     name = ma.fields.String()
     description = ma.fields.String()

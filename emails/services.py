@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -176,3 +177,20 @@ def delete_override(session: Session, name: str) -> None:
     if override is not None:
         session.delete(override)
         session.flush()
+
+
+# Stand-ins for a preview: what each context key looks like in a real email.
+SAMPLE_VALUES = {"member_name": "Sam Example", "levels": ["Example Level"], "grace_days": 7}
+
+
+def preview(session: Session, name: str, *, subject: str | None = None, body: str | None = None) -> tuple[str, str, str]:
+    """Render ``name`` with sample values and the given text (or the stored/default text when None)."""
+    kind = template_kind(name)
+    validate_override(kind, subject, body)
+    stored = get_override(session, name)
+    text = EmailTemplateOverride(template=name, subject=subject if subject is not None else stored and stored.subject,
+                                 body=body if body is not None else stored and stored.body)
+    site_url = current_app.config["SITE_URL"]
+    context = {key: SAMPLE_VALUES.get(key, f"{site_url}/example" if key in kind.links else f"[{key}]")
+               for key in kind.required}
+    return rendering.render(name, context, text)

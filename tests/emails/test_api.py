@@ -193,3 +193,21 @@ def test_openapi_documents_the_email_endpoints(client):
                  "/api/v1/email-templates", "/api/v1/email-templates/{name}"):
         assert path in spec["paths"], path
     assert set(spec["paths"]["/api/v1/email-templates/{name}"]) >= {"get", "put", "delete"}
+
+
+def test_preview_renders_sample_values_without_saving(api):
+    current = api.post("/api/v1/email-templates/welcome/preview", json={})
+    assert current.status_code == 200
+    assert current.json["subject"] == "Welcome to Test Academy: your login link"
+    assert "Hi Sam Example," in current.json["text"] and "http://coursegate.test/example" in current.json["html"]
+
+    trial = api.post("/api/v1/email-templates/payment_failed/preview",
+                     json={"body": "Dear {member_name} <3, fix it here: {card_update_url}"}).json
+    assert trial["text"].startswith("Dear Sam Example <3, fix it here: http://coursegate.test/example")
+    assert "Dear Sam Example &lt;3" in trial["html"]
+    assert api.get("/api/v1/email-templates/payment_failed").json["overridden"] is False
+
+    bad = api.post("/api/v1/email-templates/payment_failed/preview", json={"body": "Dear {first_name}"})
+    assert bad.status_code == 422 and bad.json["code"] == "unknown_placeholder"
+    unknown, missing = bad.json["errors"]["body"]  # every problem is listed, the first one names the code
+    assert "{first_name}" in unknown and "{card_update_url}" in missing

@@ -129,3 +129,30 @@ def test_me_is_documented_with_the_session_cookie(client):
     operation = spec["paths"]["/api/v1/me"]["get"]
     assert operation["security"] == [{"memberSession": []}]
     assert spec["components"]["securitySchemes"]["memberSession"]["in"] == "cookie"
+
+
+def test_other_domains_can_add_a_section_and_a_card_update_link(client, world, monkeypatch):
+    from markupsafe import Markup
+
+    from membership import account
+
+    monkeypatch.setattr(account, "_account_sections", {})
+    monkeypatch.setattr(account, "_card_update_urls", {})
+    account.register_account_section("billing", lambda session, member: Markup(
+        f"<section><h2>Subscriptions</h2><p>{member.email}</p></section>"))
+    account.register_card_update_url("billing", lambda session, grant: "https://billing.example.com/card")
+    with timeutil.frozen(NOW):
+        body = as_member(client, world["ada"]).get("/account").get_data(as_text=True)
+        me = client.get("/api/v1/me").json
+    assert "<h2>Subscriptions</h2><p>ada@example.com</p>" in body
+    assert 'href="https://billing.example.com/card"' in body
+    assert me["notices"][0]["card_update_url"] == "https://billing.example.com/card"
+
+
+def test_past_due_notice_without_a_known_card_link_still_tells_the_member(client, world, monkeypatch):
+    from membership import account
+
+    monkeypatch.setattr(account, "_card_update_urls", {})
+    with timeutil.frozen(NOW):
+        body = as_member(client, world["ada"]).get("/account").get_data(as_text=True)
+    assert "did not go through" in body and "update your card with the store you bought from" in body
