@@ -183,13 +183,17 @@ def delete_override(session: Session, name: str) -> None:
 SAMPLE_VALUES = {"member_name": "Sam Example", "levels": ["Example Level"], "grace_days": 7}
 
 
-def preview(session: Session, name: str, *, subject: str | None = None, body: str | None = None) -> tuple[str, str, str]:
+def preview(session: Session, name: str, *, subject: str | None = None,
+            body: str | None = None) -> tuple[str, str, str]:
     """Render ``name`` with sample values and the given text (or the stored/default text when None)."""
     kind = template_kind(name)
     validate_override(kind, subject, body)
     stored = get_override(session, name)
-    text = EmailTemplateOverride(template=name, subject=subject if subject is not None else stored and stored.subject,
-                                 body=body if body is not None else stored and stored.body)
+    if subject is None and stored is not None:
+        subject = stored.subject
+    if body is None and stored is not None:
+        body = stored.body
+    text = EmailTemplateOverride(template=name, subject=subject, body=body)  # never added to the session
     site_url = current_app.config["SITE_URL"]
     context = {key: SAMPLE_VALUES.get(key, f"{site_url}/example" if key in kind.links else f"[{key}]")
                for key in kind.required}

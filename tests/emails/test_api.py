@@ -211,3 +211,10 @@ def test_preview_renders_sample_values_without_saving(api):
     assert bad.status_code == 422 and bad.json["code"] == "unknown_placeholder"
     unknown, missing = bad.json["errors"]["body"]  # every problem is listed, the first one names the code
     assert "{first_name}" in unknown and "{card_update_url}" in missing
+
+
+def test_preview_uses_the_stored_text_unless_given_other(api):
+    api.put("/api/v1/email-templates/login_link", json={"subject": "Link for {member_name}"})
+    assert api.post("/api/v1/email-templates/login_link/preview", json={}).json["subject"] == "Link for Sam Example"
+    trial = api.post("/api/v1/email-templates/login_link/preview", json={"subject": "Try {site_name}"}).json
+    assert trial["subject"] == "Try Test Academy"
