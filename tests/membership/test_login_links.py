@@ -195,3 +195,12 @@ def test_links_survive_a_secret_key_rotation(app, app_config, member_id, make_ap
     # ...and once the old key is dropped from the fallbacks, links signed with it stop working.
     dropped = make_app({**app_config, "SECRET_KEY": "the-new-key", "SECRET_KEY_FALLBACKS": []})
     assert dropped.test_client().get(link(app, member_id)).status_code == 400
+
+
+def test_cli_prints_a_working_login_link(app, runner, client, member_id):
+    result = runner.invoke(args=["members", "login-link", "ADA@example.com"])
+    assert result.exit_code == 0
+    assert client.get(path_of(result.output.strip())).status_code == 302
+    assert signed_in_member(client) == member_id
+    missing = runner.invoke(args=["members", "login-link", "nobody@example.com"])
+    assert missing.exit_code != 0 and "No member" in missing.output
