@@ -43,6 +43,7 @@ class PeriodicJob:
 
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("emails.sweep", "emails.tasks:sweep", timedelta(minutes=1)),
+    PeriodicJob("membership.prune_login_links", "membership.tasks:prune_login_links", timedelta(days=1)),
 ]
 
 # Modules a Celery worker imports so every task is registered (periodic or triggered after a commit).

@@ -204,3 +204,20 @@ def test_cli_prints_a_working_login_link(app, runner, client, member_id):
     assert signed_in_member(client) == member_id
     missing = runner.invoke(args=["members", "login-link", "nobody@example.com"])
     assert missing.exit_code != 0 and "No member" in missing.output
+
+
+def test_used_links_are_forgotten_once_they_have_expired_anyway(app, member_id):
+    start = timeutil.now()
+    with timeutil.frozen(start) as clock:
+        old, recent = link(app, member_id), None
+        assert app.test_client().get(old).status_code == 302
+        clock[0] = start + timedelta(days=6)
+        recent = link(app, member_id)
+        assert app.test_client().get(recent).status_code == 302
+        clock[0] = start + timedelta(days=7, seconds=1)
+        with app.app_context():
+            assert login_links.prune(db.session) == 1
+            db.session.commit()
+            assert db.session.scalar(select(func.count(LoginLink.id))) == 1
+        assert app.test_client().get(old).status_code == 410  # expired: pruning changed nothing for it
+        assert app.test_client().get(recent).status_code == 410  # used up its window long ago
