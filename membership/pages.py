@@ -84,6 +84,9 @@ def follow_link(token: str):
         db.session.commit()
         return redirect(url_for("member_pages.account"))
     db.session.rollback()
+    member = auth.current_member()
+    if outcome.status == login_links.USED and member is not None and member.id == outcome.member.id:
+        return redirect(url_for("member_pages.account"))  # clicked again on a device already signed in
     page = {
         login_links.EXPIRED: ("membership/link_expired.html", 410),
         login_links.USED: ("membership/link_used.html", 410),

@@ -221,3 +221,15 @@ def test_used_links_are_forgotten_once_they_have_expired_anyway(app, member_id):
             assert db.session.scalar(select(func.count(LoginLink.id))) == 1
         assert app.test_client().get(old).status_code == 410  # expired: pruning changed nothing for it
         assert app.test_client().get(recent).status_code == 410  # used up its window long ago
+
+
+def test_a_used_link_clicked_again_where_its_member_is_signed_in_goes_to_the_account(app, client, member_id):
+    path = link(app, member_id)
+    start = timeutil.now()
+    with timeutil.frozen(start) as clock:
+        assert client.get(path).status_code == 302
+        clock[0] = start + timedelta(days=1)
+        again = client.get(path)
+        assert again.status_code == 302 and again.location == "/account"
+        other = app.test_client()  # anyone else gets the "already used" page
+        assert other.get(path).status_code == 410
