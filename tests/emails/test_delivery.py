@@ -153,3 +153,22 @@ def test_without_mail_server_emails_are_written_as_eml_files(app, app_config):
     (path,) = Path(app_config["COURSEGATE_MAIL_DIR"]).glob("*.eml")
     content = path.read_text()
     assert "To: file@example.com" in content and "/login/" in content
+
+
+def test_login_page_link_arrives_over_smtp_and_works_for_an_hour(smtp_app, smtp):
+    from tests.helpers import csrf_token
+
+    buy(smtp_app, "grace@example.com")
+    smtp.wait_for(1)
+    client = smtp_app.test_client()
+    start = timeutil.now()
+    with timeutil.frozen(start) as clock:
+        response = client.post("/login", data={"email": "grace@example.com", "csrf_token": csrf_token(client)})
+        response.close()
+        login_email = smtp.wait_for(2)[1]
+        assert login_email["Subject"] == "Your login link for Test Academy"
+        path = path_of(login_link_in(text_part(login_email)))
+        clock[0] = start + timedelta(minutes=61)
+        assert client.get(path).status_code == 410
+        clock[0] = start + timedelta(minutes=59)
+        assert client.get(path).location == "/account"
