@@ -24,4 +24,4 @@ def me():
     member = auth.current_member()
     if member is None:
         raise Unauthorized(NOT_SIGNED_IN, code="not_signed_in")
-    return account.summary(db.session, member)
+    return account.summary(db.session, member), 200, {"Cache-Control": "private, no-store"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
 
 import jobs
 from extensions import csrf, db, limiter
@@ -23,6 +24,21 @@ bp = Blueprint("member_pages", __name__)
 def _protect_forms() -> None:
     if current_app.config.get("WTF_CSRF_ENABLED", True):
         csrf.protect()
+
+
+@bp.errorhandler(CSRFError)
+def _stale_form(error: CSRFError):
+    message = ("This form was open too long or came from somewhere else. "
+               "Please go back, reload the page and try again.")
+    return render_template("errors/error.html", status=400, title="Please try again", message=message), 400
+
+
+@bp.after_request
+def _private(response):
+    """Member pages carry personal data and CSRF tokens: never cached; login-link URLs never sent as Referer."""
+    response.headers.setdefault("Cache-Control", "private, no-store")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
 
 
 def _email_key() -> str:

@@ -156,3 +156,10 @@ def test_past_due_notice_without_a_known_card_link_still_tells_the_member(client
     with timeutil.frozen(NOW):
         body = as_member(client, world["ada"]).get("/account").get_data(as_text=True)
     assert "did not go through" in body and "update your card with the store you bought from" in body
+
+
+def test_personal_pages_are_never_cached(client, world):
+    as_member(client, world["ada"])
+    for path in ("/account", "/api/v1/me"):
+        assert client.get(path).headers["Cache-Control"] == "private, no-store"
+    assert client.get("/login/some-token").headers["Referrer-Policy"] == "no-referrer"

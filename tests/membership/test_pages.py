@@ -165,6 +165,7 @@ def test_every_form_needs_a_csrf_token(app, client, member_id, path, data):
         browser["member_id"] = member_id
     missing = client.post(path, data=data)
     assert missing.status_code == 400 and missing.mimetype == "text/html"
+    assert "reload the page and try again" in missing.get_data(as_text=True)
     wrong = client.post(path, data={**data, "csrf_token": "forged"})
     assert wrong.status_code == 400
     assert client.get("/account").status_code == 200  # still signed in: /logout did nothing
