@@ -172,3 +172,14 @@ def test_login_page_link_arrives_over_smtp_and_works_for_an_hour(smtp_app, smtp)
         assert client.get(path).status_code == 410
         clock[0] = start + timedelta(minutes=59)
         assert client.get(path).location == "/account"
+
+
+def test_mail_folder_can_be_set_from_the_environment(app, app_config, make_app, monkeypatch, tmp_path):
+    from pathlib import Path
+
+    monkeypatch.setenv("COURSEGATE_MAIL_DIR", str(tmp_path / "outbox"))
+    configured = make_app({k: v for k, v in app_config.items() if k != "COURSEGATE_MAIL_DIR"})
+    with configured.app_context():
+        services.queue_welcome_email(db.session, factories.make_member(email="env@example.com"), [])
+        db.session.commit()
+    assert len(list(Path(tmp_path / "outbox").glob("*-env-example-com.eml"))) == 1
