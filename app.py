@@ -61,13 +61,14 @@ def register_extensions(app: Flask) -> None:
     import jobs
     import observability
     from emails.transport import mail
-    from extensions import api, csrf, db, migrate
+    from extensions import api, csrf, db, limiter, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"),
                      render_as_batch=True, compare_type=True)
     mail.init_app(app)
     csrf.init_app(app)
+    limiter.init_app(app)
     jobs.init_app(app)
     observability.init_app(app)
     api.init_app(app, spec_kwargs={
@@ -75,25 +76,38 @@ def register_extensions(app: Flask) -> None:
         "info": {"description": "Coursegate's owner API. Authenticate with `Authorization: Bearer <api key>`."},
     })
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    api.spec.components.security_scheme("memberSession", {"type": "apiKey", "in": "cookie", "name": "session"})
     # Importing the models registers every table on the metadata (migrations and create_all need all).
     import emails.models  # noqa: F401
     import fulfillment.models  # noqa: F401
     import keap.models  # noqa: F401
     import keap.tasks  # noqa: F401  (registers the Celery task with workers)
     import membership.models  # noqa: F401
+    import schedule  # noqa: F401  (periodic_job_runs)
 
 
 def register_blueprints(app: Flask) -> None:
+    from emails.api import blp as emails_api
     from extensions import api
     from fulfillment.api import blp as fulfillment_api
     from keap.pages import bp as keap_pages
+    from membership import account, auth
     from membership.api import blp as membership_api
+    from membership.member_api import blp as member_api
     from membership.pages import bp as member_pages
 
     for blueprint in (membership_api, fulfillment_api):
         api.register_blueprint(blueprint)
     app.register_blueprint(member_pages)
     app.register_blueprint(keap_pages)
+    api.register_blueprint(member_api)
+    api.register_blueprint(emails_api)
+    # emails imports no other domain, so the owner-key check is attached here, for this app only.
+    app.before_request_funcs.setdefault(emails_api.name, []).append(auth.require_owner)
+    # /account's past-due notice links to where the member updates their card.
+    from fulfillment.account_links import card_update_url
+
+    account.register_card_update_url("integration", card_update_url)
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]
@@ -105,6 +119,9 @@ def register_cli(app: Flask) -> None:
 
     for group in (api_keys_cli, members_cli, emails_cli):
         app.cli.add_command(group)
+    from schedule import jobs_cli
+
+    app.cli.add_command(jobs_cli)
 
 
 def wants_json() -> bool:

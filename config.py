@@ -74,6 +74,9 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER", "Coursegate <no-reply@localhost>"),
         "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or None,
         "SESSION_COOKIE_SECURE": site_url.startswith("https://"),
+        # Flask-Limiter: Redis when configured (shared by every worker), else per-process memory.
+        "RATELIMIT_STORAGE_URI": (env.get("COURSEGATE_RATELIMIT_STORAGE_URI") or env.get("CELERY_BROKER_URL")
+                                  or "memory://"),
     }
     if env.get("SECRET_KEY"):
         settings["SECRET_KEY"] = env["SECRET_KEY"]
@@ -100,4 +103,14 @@ DEFAULTS = {
     "MAIL_TIMEOUT": 10,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # carts send kilobytes; anything this large is not a delivery
     "WTF_CSRF_CHECK_DEFAULT": False,  # page blueprints call csrf.protect() themselves
+    # Login links (seconds; settable as COURSEGATE_<NAME>): the welcome email's link, a /login link, how long a
+    # followed link keeps working (email scanners follow it first) and how often within that window.
+    "WELCOME_LINK_MAX_AGE": 7 * 24 * 3600,
+    "LOGIN_LINK_MAX_AGE": 3600,
+    "LOGIN_LINK_REUSE_WINDOW": 600,
+    "LOGIN_LINK_MAX_USES": 5,
+    # Asking for a login link or trying a password (Flask-Limiter syntax).
+    "LOGIN_RATE_LIMIT_IP": "20 per hour;5 per minute",
+    "LOGIN_RATE_LIMIT_EMAIL": "5 per hour",
+    "PERMANENT_SESSION_LIFETIME": 30 * 24 * 3600,
 }

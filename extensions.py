@@ -104,3 +104,13 @@ api = CoursegateApi()
 from flask_wtf import CSRFProtect  # noqa: E402
 
 csrf = CSRFProtect()
+
+
+# --- rate limits (Flask-Limiter) -------------------------------------------------------------------------
+# Storage comes from RATELIMIT_STORAGE_URI (see config.py: Redis when configured, memory otherwise).
+# No default limits: each form that needs one declares it (e.g. /login per IP and per email).
+
+from flask_limiter import Limiter  # noqa: E402
+from flask_limiter.util import get_remote_address  # noqa: E402
+
+limiter = Limiter(key_func=get_remote_address)

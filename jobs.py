@@ -54,6 +54,12 @@ def celery_init_app(app: Flask) -> Celery:
         broker_connection_retry_on_startup=True,
         timezone="UTC",
     )
+    import schedule
+
+    celery_app.conf.update(
+        imports=schedule.TASK_MODULES,  # a worker registers every task, not only those imported by chance
+        beat_schedule=schedule.beat_schedule(),  # `celery -A worker beat`: the periodic jobs, declared in schedule.py
+    )
     celery_app.conf.update(app.config.get("CELERY", {}))
     celery_app.set_default()
     app.extensions["celery"] = celery_app

@@ -14,13 +14,22 @@ class EmailKind:
     subject: str  # a {placeholder} template, like the owner overrides
     required: frozenset[str]  # context keys the caller must provide
     description: str
+    body_required: frozenset[str] = frozenset()  # placeholders an owner's body text must keep
+    links: frozenset[str] = frozenset()  # placeholders holding URLs (linked in the HTML part)
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        """What owner-edited subject and body text may use."""
+        return self.required | GLOBAL_PLACEHOLDERS
 
 
 CATALOG: dict[str, EmailKind] = {}
+GLOBAL_PLACEHOLDERS = frozenset({"site_name", "site_url"})  # from configuration, in every email
 
 
-def register(name: str, subject: str, required: set[str], description: str) -> EmailKind:
-    kind = EmailKind(name, subject, frozenset(required), description)
+def register(name: str, subject: str, required: set[str], description: str, *, body_required: set[str] = frozenset(),
+             links: set[str] = frozenset()) -> EmailKind:
+    kind = EmailKind(name, subject, frozenset(required), description, frozenset(body_required), frozenset(links))
     CATALOG[name] = kind
     return kind
 
@@ -30,18 +39,24 @@ register(
     "Welcome to {site_name}: your login link",
     {"member_name", "login_url", "levels"},
     "Sent once to a member the service has just created, with a one-click login link.",
+    body_required={"login_url"},
+    links={"login_url"},
 )
 register(
     "login_link",
     "Your login link for {site_name}",
     {"member_name", "login_url"},
     "Sent when a member asks for a login link on /login.",
+    body_required={"login_url"},
+    links={"login_url"},
 )
 register(
     "payment_failed",
     "Action needed: your payment for {site_name} did not go through",
     {"member_name", "card_update_url", "grace_days", "levels"},
     "Sent when a cart reports a failed rebill: asks the member to update their card.",
+    body_required={"card_update_url"},
+    links={"card_update_url"},
 )
 
 register(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 import timeutil
@@ -40,3 +40,18 @@ class OutboundEmail(db.Model):
     next_attempt_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now, index=True)
     sent_at: Mapped[datetime | None]
+    # Set on a copy the owner asked to send again (POST /api/v1/emails/<id>/resend).
+    resent_from_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_emails.id", ondelete="SET NULL"))
+
+
+class EmailTemplateOverride(db.Model):
+    """The owner's own subject and/or body text for one catalogued email, with ``{placeholders}``."""
+
+    __tablename__ = "email_template_overrides"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    template: Mapped[str] = mapped_column(String(50), unique=True)
+    subject: Mapped[str | None] = mapped_column(String(300))  # None: the default subject
+    body: Mapped[str | None] = mapped_column(Text)  # None: the default body
+    created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+    updated_at: Mapped[datetime] = mapped_column(default=timeutil.now, onupdate=timeutil.now)

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 import jobs
 import timeutil
-from emails import rendering, transport
-from emails.models import EmailStatus, OutboundEmail
+from emails import catalog, placeholders, rendering, transport
+from emails.errors import BadPlaceholders, EmailNotFound, UnknownTemplate
+from emails.models import EmailStatus, EmailTemplateOverride, OutboundEmail
 from extensions import db
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ def enqueue(session: Session, template: str, to: str, context: dict, *, dedupe_k
         existing = session.scalar(select(OutboundEmail.id).where(OutboundEmail.dedupe_key == dedupe_key))
         if existing is not None:
             return None
-    subject, text, html = rendering.render(template, context)
+    override = session.scalar(select(EmailTemplateOverride).where(EmailTemplateOverride.template == template))
+    subject, text, html = rendering.render(template, context, override)
     email = OutboundEmail(recipient=to, template=template, subject=subject, text_body=text, html_body=html,
                           dedupe_key=dedupe_key, member_id=member_id, next_attempt_at=timeutil.now())
     try:
@@ -86,3 +88,113 @@ def sweep_pending(limit: int = 500) -> int:
     for email_id in ids:
         deliver(email_id)
     return len(ids)
+
+
+def get_email(session: Session, email_id: int) -> OutboundEmail:
+    email = session.get(OutboundEmail, email_id)
+    if email is None:
+        raise EmailNotFound()
+    return email
+
+
+def resend(session: Session, email: OutboundEmail) -> OutboundEmail:
+    """Send an email again. A pending one is tried now; a sent or failed one is copied into a new pending row
+    (the original stays as the record of what happened). Returns the row that will be delivered."""
+    from emails import tasks
+
+    if email.status == EmailStatus.PENDING:
+        email.next_attempt_at = timeutil.now()
+        session.flush()
+        jobs.after_commit(session, tasks.deliver, email.id)
+        return email
+    copy = OutboundEmail(recipient=email.recipient, template=email.template, subject=email.subject,
+                         text_body=email.text_body, html_body=email.html_body, member_id=email.member_id,
+                         resent_from_id=email.id, next_attempt_at=timeutil.now())
+    session.add(copy)
+    session.flush()
+    jobs.after_commit(session, tasks.deliver, copy.id)
+    return copy
+
+
+# --- the owner's own text for an email ---------------------------------------------------------------
+
+def template_kind(name: str) -> catalog.EmailKind:
+    try:
+        return catalog.get(name)
+    except LookupError:
+        raise UnknownTemplate() from None
+
+
+def get_override(session: Session, name: str) -> EmailTemplateOverride | None:
+    template_kind(name)
+    return session.scalar(select(EmailTemplateOverride).where(EmailTemplateOverride.template == name))
+
+
+def validate_override(kind: catalog.EmailKind, subject: str | None, body: str | None) -> None:
+    """Raise :class:`BadPlaceholders` (422) listing every problem with the owner's text."""
+    allowed = kind.placeholders
+    errors: dict[str, list[str]] = {}
+    codes: list[str] = []
+    for field, text, required in (("subject", subject, frozenset()), ("body", body, kind.body_required)):
+        if text is None:
+            continue
+        problems = placeholders.check(text, allowed, required)
+        messages = list(problems.syntax)
+        if problems.syntax:
+            codes.append("invalid_placeholder")
+        if problems.unknown:
+            codes.append("unknown_placeholder")
+            messages.append("Unknown placeholder(s): " + ", ".join(f"{{{n}}}" for n in problems.unknown)
+                            + ". This email has: " + ", ".join(f"{{{n}}}" for n in sorted(allowed)) + ".")
+        if problems.missing:
+            codes.append("missing_placeholder")
+            messages.append("Missing required placeholder(s): "
+                            + ", ".join(f"{{{n}}}" for n in problems.missing) + ".")
+        if messages:
+            errors[field] = messages
+    if errors:
+        labels = {"invalid_placeholder": "a malformed placeholder", "unknown_placeholder": "an unknown placeholder",
+                  "missing_placeholder": "a required placeholder missing"}
+        raise BadPlaceholders(f"The text has {labels[codes[0]]}.", code=codes[0], errors=errors)
+
+
+def set_override(session: Session, name: str, *, subject: str | None, body: str | None) -> EmailTemplateOverride:
+    """Store the owner's subject and body text (None keeps the default for that part)."""
+    kind = template_kind(name)
+    validate_override(kind, subject, body)
+    override = get_override(session, name)
+    if override is None:
+        override = EmailTemplateOverride(template=name)
+        session.add(override)
+    override.subject = subject
+    override.body = body
+    session.flush()
+    return override
+
+
+def delete_override(session: Session, name: str) -> None:
+    override = get_override(session, name)
+    if override is not None:
+        session.delete(override)
+        session.flush()
+
+
+# Stand-ins for a preview: what each context key looks like in a real email.
+SAMPLE_VALUES = {"member_name": "Sam Example", "levels": ["Example Level"], "grace_days": 7}
+
+
+def preview(session: Session, name: str, *, subject: str | None = None,
+            body: str | None = None) -> tuple[str, str, str]:
+    """Render ``name`` with sample values and the given text (or the stored/default text when None)."""
+    kind = template_kind(name)
+    validate_override(kind, subject, body)
+    stored = get_override(session, name)
+    if subject is None and stored is not None:
+        subject = stored.subject
+    if body is None and stored is not None:
+        body = stored.body
+    text = EmailTemplateOverride(template=name, subject=subject, body=body)  # never added to the session
+    site_url = current_app.config["SITE_URL"]
+    context = {key: SAMPLE_VALUES.get(key, f"{site_url}/example" if key in kind.links else f"[{key}]")
+               for key in kind.required}
+    return rendering.render(name, context, text)

@@ -26,7 +26,8 @@ def build_message(*, sender: str, recipient: str, subject: str, text: str, html:
 
 
 def mail_dir() -> Path:
-    configured = current_app.config.get("COURSEGATE_MAIL_DIR")
+    # The environment's COURSEGATE_MAIL_DIR arrives as MAIL_DIR (from_prefixed_env drops the prefix).
+    configured = current_app.config.get("COURSEGATE_MAIL_DIR") or current_app.config.get("MAIL_DIR")
     return Path(configured) if configured else Path(current_app.instance_path) / "mail"
 
 

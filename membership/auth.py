@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import secrets
 
-from flask import g, request, session
+from flask import g, redirect, request, session, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -69,3 +69,29 @@ def current_member() -> Member | None:
     if member_id is None:
         return None
     return db.session.get(Member, member_id)
+
+
+def sign_in(member: Member) -> None:
+    """Start a fresh browser session for ``member`` (the old session's contents are dropped)."""
+    session.clear()
+    session["member_id"] = member.id
+    session.permanent = True
+
+
+def sign_out() -> None:
+    session.clear()
+
+
+def member_required(view):
+    """Member pages: send anyone not signed in to /login."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        member = current_member()
+        if member is None:
+            session.pop("member_id", None)
+            return redirect(url_for("member_pages.login"))
+        g.member = member
+        return view(*args, **kwargs)
+
+    return wrapper

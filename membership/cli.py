@@ -65,3 +65,14 @@ def show_member(email: str) -> None:
     click.echo(f"#{member.id} {member.email} {member.name}")
     for grant in db.session.scalars(member.grants.select()):
         click.echo(f"  grant #{grant.id} {grant.level.slug} {grant.status} ends {grant.ends_at or 'never'}")
+
+
+@members_cli.command("login-link")
+@click.argument("email")
+@click.option("--days", is_flag=True, help="A welcome-style link valid for days instead of one hour.")
+def login_link(email: str, days: bool) -> None:
+    """Print a fresh login link for a member (to help someone who cannot find their email)."""
+    member = services.member_by_email(db.session, email)
+    if member is None:
+        raise click.ClickException(f"No member with the email {email}.")
+    click.echo(services.login_url(member, purpose="welcome" if days else "login"))

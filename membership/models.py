@@ -171,3 +171,24 @@ class ApiKey(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class LoginLink(db.Model):
+    """The use of one emailed login link, created when it is first followed.
+
+    Keyed by a SHA-256 of the link's random id (never the token itself). A link keeps working for a
+    short window after its first use, a few times (so an email scanner's visit does not burn it), and
+    dies when the window closes or once a newer link of the same member has been used.
+    """
+
+    __tablename__ = "login_links"
+    __table_args__ = (Index("ix_login_links_member_issued", "member_id", "issued_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    link_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    issued_at: Mapped[datetime]
+    first_used_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+    last_used_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+    use_count: Mapped[int] = mapped_column(default=1)

@@ -156,3 +156,54 @@ class AccessArgs(QueryArgs):
 class AccessOut(ma.Schema):
     allowed = ma.fields.Boolean()
     levels = ma.fields.List(ma.fields.String(), metadata={"description": "Slugs of the levels that open the course"})
+
+
+# --- the signed-in member's own view (GET /api/v1/me) ----------------------------------------------
+
+class MeMember(ma.Schema):
+    id = ma.fields.Integer()
+    email = ma.fields.String()
+    name = ma.fields.String()
+    has_password = ma.fields.Boolean()
+
+
+class MeCourse(ma.Schema):
+    id = ma.fields.Integer()
+    slug = ma.fields.String()
+    title = ma.fields.String()
+
+
+class MeLevel(ma.Schema):
+    id = ma.fields.Integer(attribute="level.id")
+    slug = ma.fields.String(attribute="level.slug")
+    name = ma.fields.String(attribute="level.name")
+    status = ma.fields.String(metadata={"description": "active, or past_due when a payment failed"})
+    ends_at = ma.fields.DateTime(allow_none=True, metadata={"description": "When access ends; null for no end"})
+    courses = ma.fields.List(ma.fields.Nested(MeCourse), metadata={"description": "Published courses it opens"})
+
+
+class MeNotice(ma.Schema):
+    code = ma.fields.Constant("past_due")
+    level = ma.fields.String(attribute="level.slug")
+    since = ma.fields.DateTime(allow_none=True)
+    access_ends_at = ma.fields.DateTime(allow_none=True)
+    card_update_url = ma.fields.String(allow_none=True)
+
+
+class MePastLevel(ma.Schema):
+    slug = ma.fields.String(attribute="level.slug")
+    name = ma.fields.String(attribute="level.name")
+    status = ma.fields.String()
+    ended_at = ma.fields.DateTime(allow_none=True)
+
+
+class MeOut(ma.Schema):
+    member = ma.fields.Method("_member")
+    levels = ma.fields.List(ma.fields.Nested(MeLevel))
+    notices = ma.fields.List(ma.fields.Nested(MeNotice))
+    past_levels = ma.fields.List(ma.fields.Nested(MePastLevel), attribute="past")
+
+    def _member(self, summary) -> dict:
+        member = summary.member
+        return MeMember().dump({"id": member.id, "email": member.email, "name": member.name,
+                                "has_password": summary.has_password})

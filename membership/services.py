@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
 
 import timeutil
 from emails import services as email_services
-from membership import tokens
+from membership import login_links
 from membership.errors import DuplicateEmail, GrantAlreadyRevoked, InvalidEmail
 from membership.models import Course, Grant, GrantSourceKind, GrantStatus, Level, Member
 
@@ -149,7 +152,8 @@ def check_access(session: Session, email: str, course_slug: str) -> tuple[bool, 
 
 
 def login_url(member: Member, *, purpose: str = "welcome") -> str:
-    token = tokens.sign(tokens.LOGIN_LINK, {"m": member.id, "n": member.login_nonce, "p": purpose})
+    """A one-click login link (``welcome``: valid 7 days; ``login``: 1 hour). See membership/login_links.py."""
+    token = login_links.issue_token(member, purpose)
     return f"{current_app.config['SITE_URL']}/login/{token}"
 
 
@@ -167,6 +171,49 @@ def queue_welcome_email(session: Session, member: Member, levels: list[Level]) -
         dedupe_key=f"welcome:member:{member.id}",
         member_id=member.id,
     )
+
+
+def queue_login_link(session: Session, email: str) -> bool:
+    """The email a member asks for on /login. Nothing happens for an unknown email. Returns whether one was queued.
+
+    Runs as a job after the response, so the page answers the same way, in the same time, for anyone.
+    """
+    try:
+        member = member_by_email(session, email)
+    except InvalidEmail:
+        return False
+    if member is None:
+        return False
+    email_services.enqueue(
+        session,
+        "login_link",
+        member.email,
+        {"member_name": member.name or "there", "login_url": login_url(member, purpose=login_links.LOGIN)},
+        member_id=member.id,
+    )
+    return True
+
+
+def set_password(session: Session, member: Member, password: str) -> None:
+    member.password_hash = generate_password_hash(password)
+    session.flush()
+
+
+@functools.cache
+def _no_member_hash() -> str:
+    """Checked when no member has the email, so a wrong email costs as much time as a wrong password."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def member_by_password(session: Session, email: str, password: str) -> Member | None:
+    try:
+        member = member_by_email(session, email)
+    except InvalidEmail:
+        member = None
+    if member is None or not member.password_hash:
+        check_password_hash(_no_member_hash(), password)
+        return None
+    return member if check_password_hash(member.password_hash, password) else None
 
 
 def member_count(session: Session) -> int:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+import timeutil
 
 LOGIN_LINK = "coursegate.login-link"
 
@@ -21,10 +23,17 @@ class TokenCheck:
     payload: Any = None
 
 
+class ClockSigner(TimestampSigner):
+    """Timestamps from :func:`timeutil.now`, so tests (and a frozen clock) see the same time as the service."""
+
+    def get_timestamp(self) -> int:
+        return int(timeutil.now().timestamp())
+
+
 def serializer(salt: str) -> URLSafeTimedSerializer:
     config = current_app.config
     keys = [*config.get("SECRET_KEY_FALLBACKS", []), config["SECRET_KEY"]]
-    return URLSafeTimedSerializer(keys, salt=salt)
+    return URLSafeTimedSerializer(keys, salt=salt, signer=ClockSigner)
 
 
 def sign(salt: str, payload: Any) -> str:

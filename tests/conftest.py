@@ -107,20 +107,21 @@ def app(app_config):
 
 
 @pytest.fixture
-def make_app(app_config):
-    """Build extra apps with config overrides; their connection pools are closed after the test."""
-    built = []
-
-    def make(**overrides):
-        extra = create_app({**app_config, **overrides})
-        built.append(extra)
-        return extra
-
-    yield make
+def make_app(app, app_config):
+    """Another app on the same (emptied) database: ``make_app(config)`` with a whole config, or
+    ``make_app(**overrides)`` on top of this test's config. Its connections are closed after the test."""
     from extensions import db
 
-    for extra in built:
-        with extra.app_context():
+    made = []
+
+    def make(config: dict | None = None, **overrides):
+        other = create_app({**(config if config is not None else app_config), **overrides})
+        made.append(other)
+        return other
+
+    yield make
+    for other in made:
+        with other.app_context():
             db.session.remove()
             db.engine.dispose()
 
@@ -220,6 +221,13 @@ class SmtpSink:
     def stop(self):
         self.controller.stop()
 
+    def restart(self):
+        """Listen again on the same port after ``stop()``: an SMTP outage that ends."""
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self.controller.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
     def wait_for(self, count: int, timeout: float = 5.0) -> list:
         deadline = time.monotonic() + timeout
         while len(self.messages) < count and time.monotonic() < deadline:
@@ -239,7 +247,7 @@ def smtp():
 def smtp_config(app_config, smtp):
     """Use as ``app_config`` override to send through the in-process SMTP server."""
     return {**app_config, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp.port, "MAIL_USE_TLS": False,
-            "MAIL_TIMEOUT": 5}
+            "MAIL_TIMEOUT": 5, "MAIL_BACKEND": "smtp"}  # flask-mailman would use its in-memory backend under TESTING
 
 
 # --- a live HTTP server (real sockets, its own thread and DB connections) -------------------------------

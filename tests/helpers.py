@@ -1,0 +1,41 @@
+"""Small helpers shared by the page and email tests."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+
+from extensions import db
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+_LINK = re.compile(r"(https?://[^\s\"<>]+/login/[A-Za-z0-9_.\-]+)")
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    page = client.get(path)
+    match = _CSRF.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def login_link_in(text: str) -> str:
+    match = _LINK.search(text)
+    assert match, "no login link in the email"
+    return match.group(1)
+
+
+def path_of(url: str) -> str:
+    return "/login/" + url.rsplit("/login/", 1)[1]
+
+
+@contextmanager
+def committed(app):
+    """Set up data in its own app context and commit it, so requests see it (their own session)."""
+    with app.app_context():
+        yield db.session
+        db.session.commit()
+
+
+def sign_in_as(app, client, member_id: int) -> None:
+    with client.session_transaction() as browser:
+        browser["member_id"] = member_id
