@@ -98,7 +98,6 @@ DEFAULTS = {
     "OPENAPI_URL_PREFIX": "/api/v1",
     "OPENAPI_JSON_PATH": "openapi.json",
     # Embedded default: jobs run in-process after the response; a broker turns them into Celery tasks.
-    "COURSEGATE_LOGIN_LINK_MAX_AGE": 7 * 24 * 3600,
     "COURSEGATE_MAIL_DIR": None,  # default: <instance>/mail
     "MAIL_TIMEOUT": 10,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # carts send kilobytes; anything this large is not a delivery

@@ -68,7 +68,8 @@ def celery_init_app(app: Flask) -> Celery:
 
 def _run_logged(task: Task, args: tuple, kwargs: dict | None = None) -> object:
     started = time.perf_counter()
-    ids = {"args": list(args)}
+    # Ids only: a job's other arguments (an email address, say) never reach the logs.
+    ids = {"ids": [a for a in args if isinstance(a, int) and not isinstance(a, bool)]}
     try:
         result = task.run(*args, **(kwargs or {}))
     except Exception:
