@@ -108,6 +108,12 @@ def register_blueprints(app: Flask) -> None:
     from fulfillment.account_links import card_update_url
 
     account.register_card_update_url("integration", card_update_url)
+    # A member's new email reaches the Keap link (cache, remembered contact, optional push to Keap).
+    from keap.contacts import on_member_email_changed
+    from membership import services as member_services
+
+    if on_member_email_changed not in member_services.email_change_listeners:
+        member_services.email_change_listeners.append(on_member_email_changed)
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]

@@ -45,7 +45,13 @@ def create_member(session: Session, email: str, *, name: str = "", external_sour
     return member
 
 
+# Called as listener(session, member, old_email) after a member's email changed; other domains (the
+# Keap link) register here from the composition root, since membership imports none of them.
+email_change_listeners: list[Callable[[Session, Member, str], None]] = []
+
+
 def update_member(session: Session, member: Member, changes: dict) -> Member:
+    old_email = member.email
     if "name" in changes:
         member.name = changes["name"].strip()
     if "external_source" in changes:
@@ -58,6 +64,9 @@ def update_member(session: Session, member: Member, changes: dict) -> Member:
             session.flush()
     except IntegrityError:
         raise DuplicateEmail() from None
+    if member.email != old_email:
+        for listener in email_change_listeners:
+            listener(session, member, old_email)
     return member
 
 

@@ -327,3 +327,26 @@ def test_inactive_subscriptions_are_left_out(session, keap_member, mocked_respon
     kd.standard_member_setup(mocked_responses, member.email, subs=[
         kd.subscription("1", "101"), kd.subscription("2", "101", active=False)])
     assert [r.subscription_id for r in subscriptions.rows_for_member(session, member).rows] == ["1"]
+
+
+def test_owner_api_email_change_reaches_keap(app, make_app, mocked_responses):
+    """The member update service calls the Keap link: a PATCH of the email through our API is pushed."""
+    from extensions import db
+    from membership import auth
+    from tests.factories import make_member
+
+    app = make_app(KEAP_PUSH_EMAIL_CHANGES="true")
+    with app.app_context():
+        member = make_member(email="old@example.com", external_source="Infusionsoft", keap_contact_id="101")
+        _, key = auth.create_api_key(db.session, "t")
+        db.session.commit()
+        member_id = member.id
+    mocked_responses.get(f"{kd.BASE}/contacts/101", json=kd.contact("101", "old@example.com"))
+    mocked_responses.patch(
+        f"{kd.BASE}/contacts/101", json=kd.contact("101", "new@example.com"),
+        match=[matchers.json_params_matcher({"email_addresses": [{"email": "new@example.com", "field": "EMAIL1"}]})])
+    response = app.test_client().patch(f"/api/v1/members/{member_id}", json={"email": "New@Example.com"},
+                                       headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200 and response.json["email"] == "new@example.com"
+    response.close()  # as a WSGI server does once the answer is sent: the after-response jobs run
+    assert [c.request.method for c in mocked_responses.calls] == ["GET", "PATCH"]
