@@ -6,10 +6,10 @@ from flask_smorest import Blueprint
 from sqlalchemy import or_, select
 
 from extensions import db
-from membership import auth, courses, services
+from membership import auth, bulk, courses, services
 from membership.errors import GrantNotFound, MemberNotFound
 from membership.models import Course, Grant, Level, Member
-from membership.schemas import (AccessArgs, AccessOut, CourseArgs, CourseIn, CourseOut, CourseUpdate, LevelUpdate, GrantArgs, GrantIn,
+from membership.schemas import (AccessArgs, AccessOut, BulkUpdateIn, BulkUpdateOut, CourseArgs, CourseIn, CourseOut, CourseUpdate, LevelUpdate, GrantArgs, GrantIn,
                                 GrantOut, LevelIn, LevelOut, MemberArgs, MemberIn, MemberOut, MemberUpdate,
                                 RevokeIn)
 from pagination import PAGE_SIZE, SelectPage
@@ -144,6 +144,19 @@ def create_member(data):
                                     external_source=data["external_source"])
     db.session.commit()
     return member
+
+
+@blp.route("/members/bulk-update", methods=["POST"])
+@blp.arguments(BulkUpdateIn)
+@blp.response(200, BulkUpdateOut)
+def bulk_update_members(data):
+    """Set ``external_source`` for many members: by ``member_ids``, by ``level_id`` or by ``emails`` (one of them).
+
+    Set-based; reports how many matched and changed, and which emails or ids were not found."""
+    result = bulk.set_external_source(db.session, data["external_source"], member_ids=data.get("member_ids"),
+                                      level_id=data.get("level_id"), emails=data.get("emails"))
+    db.session.commit()
+    return result.as_dict()
 
 
 @blp.route("/members/<int:member_id>", methods=["GET"])

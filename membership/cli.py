@@ -76,3 +76,29 @@ def login_link(email: str, days: bool) -> None:
     if member is None:
         raise click.ClickException(f"No member with the email {email}.")
     click.echo(services.login_url(member, purpose="welcome" if days else "login"))
+
+
+@members_cli.command("set-external-source")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--source", required=True, help="The value to set, e.g. infusionsoft; an empty string clears it.")
+@click.option("--column", default="email", show_default=True, help="The CSV column that holds the emails.")
+def set_external_source(csv_file, source: str, column: str) -> None:
+    """Set external_source for the members whose emails are listed in CSV_FILE (one transaction)."""
+    import csv
+    import sys
+
+    from membership import bulk
+
+    reader = csv.DictReader(csv_file)
+    if not reader.fieldnames or column not in reader.fieldnames:
+        raise click.ClickException(f"The CSV has no {column!r} column (columns: {', '.join(reader.fieldnames or [])}).")
+    emails = [row[column] for row in reader if (row.get(column) or "").strip()]
+    with click.progressbar(length=len(emails), label="Updating members", file=sys.stderr) as bar:
+        result = bulk.set_external_source(db.session, source, emails=emails, progress=bar.update)
+    db.session.commit()
+    click.echo(f"{result.matched} matched, {result.changed} changed, {result.matched - result.changed} already set, "
+               f"{len(result.not_found)} not found, {len(result.invalid)} invalid.")
+    for email in result.not_found:
+        click.echo(f"not found: {email}")
+    for email in result.invalid:
+        click.echo(f"invalid: {email}")

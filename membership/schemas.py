@@ -207,3 +207,19 @@ class MeOut(ma.Schema):
         member = summary.member
         return MeMember().dump({"id": member.id, "email": member.email, "name": member.name,
                                 "has_password": summary.has_password})
+
+
+class BulkUpdateIn(StrictSchema):
+    external_source = ma.fields.String(required=True, allow_none=True, validate=validate.Length(max=100),
+                                       metadata={"description": "The value to set, e.g. 'infusionsoft'; null clears"})
+    member_ids = ma.fields.List(ma.fields.Integer(strict=True), validate=validate.Length(min=1, max=100_000))
+    level_id = ma.fields.Integer(strict=True, metadata={"description": "Every member who holds this level now"})
+    emails = ma.fields.List(ma.fields.String(), validate=validate.Length(min=1, max=100_000))
+
+
+class BulkUpdateOut(ma.Schema):
+    matched = ma.fields.Integer()
+    changed = ma.fields.Integer()
+    unchanged = ma.fields.Integer()
+    not_found = ma.fields.List(ma.fields.Raw(), metadata={"description": "Emails or ids that match no member"})
+    invalid = ma.fields.List(ma.fields.String(), metadata={"description": "Entries that are not email addresses"})

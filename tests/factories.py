@@ -55,3 +55,9 @@ def make_rule(integration: Integration, product_id: str, levels: list[Level], *,
 
 def grant(member: Member, level: Level, **kwargs):
     return services.grant_level(db.session, member, level, **kwargs)
+
+
+def timeutil_now():
+    import timeutil
+
+    return timeutil.now()
