@@ -74,6 +74,8 @@ def register_extensions(app: Flask) -> None:
     import emails.models  # noqa: F401
     import fulfillment.models  # noqa: F401
     import membership.models  # noqa: F401
+    import automations.models  # noqa: F401
+    import membership.tags  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
@@ -81,9 +83,11 @@ def register_blueprints(app: Flask) -> None:
     from fulfillment.api import blp as fulfillment_api
     from membership.api import blp as membership_api
     from membership.pages import bp as member_pages
+    from automations.api import blp as automations_api
 
     for blueprint in (membership_api, fulfillment_api):
         api.register_blueprint(blueprint)
+    api.register_blueprint(automations_api)
     app.register_blueprint(member_pages)
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
@@ -100,6 +104,8 @@ def register_cli(app: Flask) -> None:
 
     for group in (api_keys_cli, members_cli, emails_cli):
         app.cli.add_command(group)
+    from automations.cli import automations_cli
+    app.cli.add_command(automations_cli)
 
 
 def wants_json() -> bool:
