@@ -58,6 +58,9 @@ def after_commit(session: Session, task: Task, *args: Any) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _dispatch_after_commit(session: Session) -> None:
+    # SQLAlchemy fires after_commit (and after_rollback) for SAVEPOINTs too; only the real commit counts.
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop(_PENDING_KEY, None)
     for task, args in pending or ():
         dispatch(task, *args)
@@ -65,6 +68,8 @@ def _dispatch_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop_on_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     session.info.pop(_PENDING_KEY, None)
 
 
