@@ -75,6 +75,7 @@ def register_extensions(app: Flask) -> None:
     import fulfillment.models  # noqa: F401
     import membership.models  # noqa: F401
     import automations.models  # noqa: F401
+    import automations.tasks  # noqa: F401  (registers the Celery tasks in workers)
     import membership.tags  # noqa: F401
 
 

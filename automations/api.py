@@ -11,9 +11,26 @@ from sqlalchemy.orm import joinedload, undefer
 from automations import rules, tags, webhooks
 from automations.errors import RunNotFound
 from automations.models import AutomationRule, AutomationRun, WebhookDelivery, WebhookEndpoint
-from automations.schemas import (WebhookDeliveryArgs, WebhookDeliveryDetailOut, WebhookDeliveryOut, WebhookEndpointCreated, WebhookEndpointIn,
-                                 WebhookEndpointOut, WebhookEndpointUpdate, MemberTagOut, AutomationIn, AutomationOut, AutomationUpdate, AutomationRunArgs,
-                                 AutomationRunOut, TaggedMemberOut, TagIn, TagNamesIn, TagNamesOut, TagOut)
+from automations.schemas import (
+    AutomationIn,
+    AutomationOut,
+    AutomationRunArgs,
+    AutomationRunOut,
+    AutomationUpdate,
+    MemberTagOut,
+    TaggedMemberOut,
+    TagIn,
+    TagNamesIn,
+    TagNamesOut,
+    TagOut,
+    WebhookDeliveryArgs,
+    WebhookDeliveryDetailOut,
+    WebhookDeliveryOut,
+    WebhookEndpointCreated,
+    WebhookEndpointIn,
+    WebhookEndpointOut,
+    WebhookEndpointUpdate,
+)
 from errors import Conflict
 from extensions import db
 from membership import auth

@@ -74,9 +74,9 @@ def _check_references(session: Session, data: dict) -> None:
 def _action_problems(session: Session, action: dict) -> dict:
     kind = action["type"]
     problems: dict = {}
-    if kind in ("grant_level", "revoke_level", "restore_access") and action.get("level_id") is not None:
-        if session.get(Level, action["level_id"]) is None:
-            problems["level_id"] = [f"No access level has id {action['level_id']}."]
+    if kind in ("grant_level", "revoke_level", "restore_access") and action.get("level_id") is not None \
+            and session.get(Level, action["level_id"]) is None:
+        problems["level_id"] = [f"No access level has id {action['level_id']}."]
     if kind == "send_webhook" and session.get(WebhookEndpoint, action["endpoint_id"]) is None:
         problems["endpoint_id"] = [f"No webhook endpoint has id {action['endpoint_id']}."]
     if kind == "send_email":
@@ -86,8 +86,8 @@ def _action_problems(session: Session, action: dict) -> dict:
             return problems
         missing = catalog.get(name).required - EMAIL_CONTEXT
         if missing:
-            problems["template"] = [f"The {name!r} email needs {', '.join(sorted(missing))}, which an automation "
-                                    "cannot provide."]
+            problems["template"] = [(f"The {name!r} email needs {', '.join(sorted(missing))}, which an "
+                                     "automation cannot provide.")]
         if name == AUTOMATION_MESSAGE:
             for field in ("subject", "body"):
                 if not action.get(field):
@@ -124,10 +124,8 @@ def _hears(rule: dict, trigger: str, tag: str | None, level_id: int | None) -> b
         return False
     if trigger in TAG_TRIGGERS and rule.get("tag") is not None and tag is not None and rule["tag"] != tag:
         return False
-    if trigger == Trigger.GRANT_REVOKED and rule.get("level_id") is not None and level_id is not None \
-            and rule["level_id"] != level_id:
-        return False
-    return True
+    return not (trigger == Trigger.GRANT_REVOKED and rule.get("level_id") is not None and level_id is not None
+                and rule["level_id"] != level_id)
 
 
 def find_loop(candidate: dict, others: list[dict]) -> list[tuple[dict, str]] | None:

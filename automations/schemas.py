@@ -66,22 +66,22 @@ class TagNamesIn(StrictSchema):
     @ma.validates_schema
     def _templates(self, data, **kwargs):
         from automations.tags import render_template_name
+        from membership.tags import InvalidTagName
 
         errors = {}
         for field, value in data.items():
             if not value:
                 continue
-            try:
-                render_template_name(value, product_id="p1", integration_id=1)
-            except Exception:
-                errors[field] = [f"Renders to an invalid tag name. {TAG_RULE} Placeholders: {{product_id}}, "
-                                 "{integration_id}."]
-
-
             unknown = set(re.findall(r"\{([^{}]*)\}", value)) - {"product_id", "integration_id"}
             if unknown:
-                errors[field] = [f"Unknown placeholder(s): {', '.join(sorted(unknown))}; use {{product_id}} "
-                                 "or {integration_id}."]
+                errors[field] = [(f"Unknown placeholder(s): {', '.join(sorted(unknown))}; use {{product_id}} "
+                                  "or {integration_id}.")]
+                continue
+            try:
+                render_template_name(value, product_id="p1", integration_id=1)
+            except InvalidTagName:
+                errors[field] = [(f"Renders to an invalid tag name. {TAG_RULE} Placeholders: {{product_id}}, "
+                                  "{integration_id}.")]
         if errors:
             raise ma.ValidationError(errors)
 

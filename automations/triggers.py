@@ -168,7 +168,7 @@ def _run_rule(session: Session, rule: AutomationRule, event: Event) -> Automatio
                 outcome = actions.perform(session, actions.Step(rule=rule, run=run, index=index, event=event),
                                           action)
                 taken.append({**current, **outcome})
-    except Exception as exc:  # one broken rule must not fail the event that fired it
+    except Exception as exc:  # noqa: BLE001 - one broken rule must not fail the event that fired it
         logger.warning("automation rule %s failed on event %s: %s", rule.id, event.row.id, type(exc).__name__)
         message = str(exc) or type(exc).__name__
         for done in taken:  # the savepoint rolled back what the earlier actions did

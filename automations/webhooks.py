@@ -27,8 +27,14 @@ from sqlalchemy.orm import Session
 import jobs
 import timeutil
 from automations.errors import DeliveryNotFound, EndpointNotFound, InvalidRule
-from automations.models import (TRIGGERS, AutomationRule, DeliveryStatus, WebhookAttempt, WebhookDelivery,
-                                WebhookEndpoint)
+from automations.models import (
+    TRIGGERS,
+    AutomationRule,
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from extensions import db
 
 logger = logging.getLogger(__name__)

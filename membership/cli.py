@@ -137,11 +137,13 @@ def export_members_command(path: str) -> None:
     from membership import transfer
 
     total = transfer.member_count(db.session)
-    stream = contextlib.nullcontext(sys.stdout) if path == "-" else open(path, "w", encoding="utf-8", newline="")
-    with stream as out:
-        with click.progressbar(length=max(total, 1), label=f"Exporting {total} member(s)",
-                               file=sys.stderr) as bar:
-            count = transfer.export_members(db.session, out, progress=bar.update)
+    if path == "-":
+        stream = contextlib.nullcontext(sys.stdout)
+    else:
+        stream = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by the with below
+    with stream as out, click.progressbar(length=max(total, 1), label=f"Exporting {total} member(s)",
+                                          file=sys.stderr) as bar:
+        count = transfer.export_members(db.session, out, progress=bar.update)
     db.session.rollback()
     if path != "-":
         click.echo(f"Exported {count} member(s) to {path}.")

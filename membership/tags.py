@@ -164,8 +164,8 @@ def member_tags(session: Session, member_id: int) -> list[MemberTag]:
 
 
 # How many members carry each tag, for listings (undeferred where wanted).
-from sqlalchemy import func  # noqa: E402
-from sqlalchemy.orm import column_property  # noqa: E402
+from sqlalchemy import func
+from sqlalchemy.orm import column_property
 
 Tag.member_count = column_property(
     select(func.count(MemberTag.member_id)).where(MemberTag.tag_id == Tag.id).correlate_except(MemberTag)

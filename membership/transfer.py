@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, Iterable, Iterator, TextIO
+from typing import TextIO
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -121,7 +122,7 @@ def check_rows(session: Session, rows: Iterable[tuple[int, dict]], report: Impor
         report.rows += 1
         raw_email = (row.get("email") or "").strip()
 
-        def reject(reason: str) -> None:
+        def reject(reason: str, line: int = line, raw_email: str = raw_email) -> None:
             report.rejected.append(Rejected(line, raw_email, reason))
 
         if row.get("__extra__"):

@@ -112,7 +112,7 @@ def test_a_replayed_failed_payment_sends_one_email_and_keeps_the_first_deadline(
 
 
 def test_grace_days_come_from_the_event_when_given(session):
-    member, grant, integration = _subscriber(session)
+    member, grant, _ = _subscriber(session)
     with timeutil.frozen(T0):
         grant.status = GrantStatus.PAST_DUE
         fire(session, "payment_failed", member=member, event_key="billing:1", context={"grace_days": 2})
