@@ -243,3 +243,12 @@ def test_fire_never_commits(session):
     session.rollback()
     assert tag_names(member) == []
     assert session.scalar(select(db.func.count(AutomationEvent.id))) == 0
+
+
+def test_level_may_be_given_by_id(session):
+    member = factories.make_member()
+    level = factories.make_level()
+    make_rule("grant_revoked", [{"type": "add_tag", "tag": "lost-it"}], level_id=level.id)
+    fire(session, "grant_revoked", member=member, event_key="g1", level=level.id)
+    session.commit()
+    assert tag_names(member) == ["lost-it"]
