@@ -127,12 +127,16 @@ def revoke_level(session: Session, step: Step, action: dict) -> dict:
         days = step.grace_days(session)
     if days:
         when = timeutil.now() + timedelta(days=days)
+        # A revocation already scheduled (a cancel at the period's end, an earlier failed payment) stands.
+        already = [g for g in grants if g.revoke_at is not None]
+        grants = [g for g in grants if g.revoke_at is None]
         for grant in grants:
             grant.revoke_at = when
             grant.scheduled_revoke_reason = reason
         session.flush()
-        return {"grant_ids": [g.id for g in grants], "revoke_at": when.isoformat(), "reason": reason,
-                "outcome": "scheduled" if grants else "no_grants"}
+        outcome = "scheduled" if grants else ("already_scheduled" if already else "no_grants")
+        return {"grant_ids": [g.id for g in grants], "already_scheduled": [g.id for g in already],
+                "revoke_at": when.isoformat(), "reason": reason, "outcome": outcome}
     for grant in grants:
         revoke_now(session, grant, reason, depth=step.event.depth + 1)
     return {"grant_ids": [g.id for g in grants], "reason": reason, "outcome": "revoked" if grants else "no_grants"}

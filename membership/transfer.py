@@ -22,7 +22,7 @@ import timeutil
 from membership.errors import InvalidEmail
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
 from membership.services import normalise_email
-from membership.tags import AppliedBy, InvalidTagName, MemberTag, Tag, normalise_tag_name
+from membership.tags import AppliedBy, MemberTag, Tag, is_valid_tag_name, normalise_tag_name
 
 COLUMNS = ("email", "name", "levels", "tags", "external_source")
 LIST_SEPARATORS = re.compile(r"[;,|]")
@@ -152,13 +152,12 @@ def check_rows(session: Session, rows: Iterable[tuple[int, dict]], report: Impor
         if unknown:
             reject(f"unknown level(s): {', '.join(unknown)}")
             continue
-        try:
-            tags = sorted({normalise_tag_name(t) for t in _split(row.get("tags"))})
-        except InvalidTagName:
-            bad = [t for t in _split(row.get("tags")) if not re.fullmatch(r"[a-z0-9](?:[a-z0-9_.:-]*[a-z0-9])?",
-                                                                           t.strip().lower())]
+        raw_tags = _split(row.get("tags"))
+        bad = [t for t in raw_tags if not is_valid_tag_name(t)]
+        if bad:
             reject(f"invalid tag name(s): {', '.join(bad)}")
             continue
+        tags = sorted({normalise_tag_name(t) for t in raw_tags})
         seen[email] = line
         good.append(ImportRow(line, email, name, sorted({levels[s.lower()] for s in slugs}), tags, source))
     return good

@@ -171,3 +171,20 @@ def test_run_due_cli_revokes_scheduled_grants(app, runner):
     with app.app_context():
         grant = db.session.get(Grant, grant_id)
         assert grant.status == "revoked" and grant.revoke_reason == "cancelled"
+
+
+def test_a_cancellation_already_scheduled_is_not_replaced_by_the_grace_period(session):
+    member, grant, integration = _subscriber(session)
+    period_end = T0 + timedelta(days=20)
+    grant.revoke_at = period_end
+    grant.scheduled_revoke_reason = "subscription_cancelled"
+    session.commit()
+    with timeutil.frozen(T0) as clock:
+        _payment_failed(session, member, grant, integration)
+        assert grant.revoke_at == period_end and grant.scheduled_revoke_reason == "subscription_cancelled"
+        clock[0] = T0 + timedelta(days=2)
+        fire(session, "payment_recovered", member=member, event_key="webhook:13", integration_id=integration.id,
+             context={"grant_ids": [grant.id]})
+        session.commit()
+        assert grant.status == GrantStatus.ACTIVE
+        assert grant.revoke_at == period_end  # the cancellation still happens at the end of the period
