@@ -203,3 +203,19 @@ def test_a_slow_endpoint_never_slows_the_request_that_fired(app, api_key, receiv
     assert response.status_code == 201
     assert elapsed < 1.0
     assert len(receiver.wait_for(1, timeout=5)) == 1
+
+
+def test_sweep_cli_sends_what_is_due(app, runner, receiver):
+    with app.app_context():
+        endpoint = _endpoint(db.session, receiver.url)
+        # A delivery whose trigger was lost (say the broker was down): only the sweep will send it.
+        delivery = WebhookDelivery(endpoint_id=endpoint.id, event_type="card_updated", body='{"id":"evt_x"}',
+                                   next_attempt_at=timeutil.now())
+        db.session.add(delivery)
+        db.session.commit()
+        delivery_id = delivery.id
+    result = runner.invoke(args=["automations", "sweep-webhooks"])
+    assert "Tried 1 webhook delivery(ies)." in result.output
+    assert receiver.wait_for(1)[0]["body"] == b'{"id":"evt_x"}'
+    with app.app_context():
+        assert db.session.get(WebhookDelivery, delivery_id).status == "delivered"
