@@ -233,6 +233,10 @@ def install_defaults(session: Session, *, restore: bool = True) -> list[Automati
 
 
 def ensure_defaults(session: Session) -> None:
-    """On first use the default set appears by itself."""
+    """On first use the default set appears by itself. Checked once per session (a request, a job)."""
+    if session.info.get(DEFAULTS_MARKER):
+        return
     if session.get(AutomationSetting, DEFAULTS_MARKER) is None:
         install_defaults(session, restore=False)
+    else:
+        session.info[DEFAULTS_MARKER] = True

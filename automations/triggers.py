@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import timeutil
 from automations.models import TRIGGERS, AutomationEvent, AutomationRule, AutomationRun, RunStatus, Trigger
 from membership import tags as member_tags
 from membership.models import Level, Member
@@ -77,16 +80,14 @@ def fire(session: Session, trigger: str, *, member: Member, event_key: str, leve
 
     rules.ensure_defaults(session)
     level_obj = session.get(Level, level) if isinstance(level, int) else level
-    row = AutomationEvent(trigger=trigger, event_key=stable_key(event_key), member_id=member.id,
-                          level_id=level_obj.id if level_obj else None,
-                          product_id=str(product_id) if product_id is not None else None,
-                          integration_id=integration_id, tag=tag, depth=_depth, context=_jsonable(context))
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        logger.info("automation event %s %s seen before; nothing runs twice", trigger, row.event_key)
+    values = {"trigger": trigger, "event_key": stable_key(event_key), "member_id": member.id,
+              "level_id": level_obj.id if level_obj else None,
+              "product_id": str(product_id) if product_id is not None else None,
+              "integration_id": integration_id, "tag": tag, "depth": _depth, "context": _jsonable(context),
+              "created_at": timeutil.now()}
+    row = _record_event(session, values)
+    if row is None:
+        logger.info("automation event %s %s seen before; nothing runs twice", trigger, values["event_key"])
         return None
     event = Event(row=row, member=member, level=level_obj, context=dict(context or {}))
 
@@ -104,6 +105,25 @@ def fire(session: Session, trigger: str, *, member: Member, event_key: str, leve
     webhooks.enqueue_for_event(session, event)
     for rule in matching:
         _run_rule(session, rule, event)
+    return row
+
+
+def _record_event(session: Session, values: dict) -> AutomationEvent | None:
+    """Insert the event unless its (trigger, key) exists: one statement, no savepoint. On PostgreSQL a
+    concurrent transaction inserting the same key makes this wait for it, then do nothing."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = (insert(AutomationEvent).values(**values)
+                     .on_conflict_do_nothing(index_elements=["trigger", "event_key"]).returning(AutomationEvent))
+        return session.scalars(statement).first()
+    row = AutomationEvent(**values)  # pragma: no cover - other databases
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return None
     return row
 
 

@@ -121,9 +121,15 @@ def delete_tag(session: Session, tag: Tag) -> None:
 def add_tag(session: Session, member: Member, name: str, *, applied_by: str,
             source: str | None = None) -> MemberTag | None:
     """Tag ``member``. Returns the new row, or None when the member already carried the tag."""
-    tag = get_or_create_tag(session, name)
-    if session.get(MemberTag, (member.id, tag.id)) is not None:
-        return None
+    name = normalise_tag_name(name)
+    found = session.execute(
+        select(Tag.id, MemberTag.member_id).outerjoin(
+            MemberTag, (MemberTag.tag_id == Tag.id) & (MemberTag.member_id == member.id))
+        .where(Tag.name == name)
+    ).first()
+    if found is not None and found.member_id is not None:
+        return None  # one query answers the common case: the member already carries the tag
+    tag = get_or_create_tag(session, name) if found is None else session.get(Tag, found.id)
     row = MemberTag(member_id=member.id, tag_id=tag.id, applied_by=applied_by,
                     source=(source or None) and source[:200])
     try:
