@@ -12,6 +12,7 @@ from automations import rules, tags, webhooks
 from automations.errors import RunNotFound
 from automations.models import AutomationRule, AutomationRun, WebhookDelivery, WebhookEndpoint
 from automations.schemas import (
+    AutomationCatalogOut,
     AutomationIn,
     AutomationOut,
     AutomationRunArgs,
@@ -171,6 +172,14 @@ def create_rule(data):
     rule = rules.create_rule(db.session, data)
     db.session.commit()
     return rule
+
+
+@blp.route("/automations/catalog", methods=["GET"])
+@blp.response(200, AutomationCatalogOut)
+def automation_catalog():
+    """What a rule can use: triggers, action types, the emails a rule can send and the placeholders of
+    owner-written text (for building a rule editor)."""
+    return rules.rule_catalog()
 
 
 @blp.route("/automations/install-defaults", methods=["POST"])

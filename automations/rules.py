@@ -240,3 +240,20 @@ def ensure_defaults(session: Session) -> None:
         install_defaults(session, restore=False)
     else:
         session.info[DEFAULTS_MARKER] = True
+
+
+def rule_catalog() -> dict:
+    """What a rule editor needs to know: triggers, action types with their fields, usable emails, placeholders."""
+    from automations.models import TRIGGERS
+    from automations.schemas import ACTION_SCHEMAS
+
+    emails = [{"name": kind.name, "description": kind.description,
+               "owner_text": kind.name == AUTOMATION_MESSAGE}
+              for kind in sorted(catalog.CATALOG.values(), key=lambda k: k.name)
+              if kind.required <= EMAIL_CONTEXT]
+    return {
+        "triggers": list(TRIGGERS),
+        "actions": {name: [f for f in schema().fields if f != "type"] for name, schema in ACTION_SCHEMAS.items()},
+        "emails": emails,
+        "placeholders": dict(placeholders.ALLOWED),
+    }

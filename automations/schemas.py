@@ -205,6 +205,14 @@ class AutomationOut(ma.Schema):
     updated_at = ma.fields.DateTime()
 
 
+class AutomationCatalogOut(ma.Schema):
+    triggers = ma.fields.List(ma.fields.String())
+    actions = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+                             metadata={"description": "Action type -> its fields"})
+    emails = ma.fields.List(ma.fields.Dict(), metadata={"description": "Emails a send_email action may use"})
+    placeholders = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
+
+
 class AutomationRunArgs(QueryArgs):
     rule_id = ma.fields.Integer()
     member_id = ma.fields.Integer()

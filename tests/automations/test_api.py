@@ -214,3 +214,12 @@ def test_rules_in_the_openapi_spec(client):
                  "/api/v1/integrations/{integration_id}/tag-names", "/api/v1/tags/{name}/members"):
         assert path in paths
 
+
+
+def test_catalog_lists_what_a_rule_can_use(api):
+    body = api.get("/api/v1/automations/catalog").json
+    assert "payment_failed" in body["triggers"] and "card_updated" in body["triggers"]
+    assert body["actions"]["grant_level"] == ["level_id", "days"]
+    emails = {e["name"]: e for e in body["emails"]}
+    assert emails["automation_message"]["owner_text"] is True and "payment_failed" in emails
+    assert "{member_name}" not in body["placeholders"] and "member_name" in body["placeholders"]
