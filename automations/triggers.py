@@ -91,19 +91,18 @@ def fire(session: Session, trigger: str, *, member: Member, event_key: str, leve
         return None
     event = Event(row=row, member=member, level=level_obj, context=dict(context or {}))
 
-    matching = [rule for rule in _candidate_rules(session, trigger) if _matches(session, rule, event)]
     if _depth > MAX_DEPTH:
         logger.warning("automation event %s nested %s deep; rules not run", row.id, _depth)
-        for rule in matching:
+        for rule in _matching_rules(session, event):
             _record_run(session, rule, event, status=RunStatus.DEPTH_LIMIT,
                         error=f"Stopped: events nested more than {MAX_DEPTH} deep (a loop between rules?).")
         return row
 
-    _apply_event_tag(session, event)
+    _apply_event_tag(session, event)  # first, so a rule's tag filter sees the tag this event applies
     from automations import webhooks
 
     webhooks.enqueue_for_event(session, event)
-    for rule in matching:
+    for rule in _matching_rules(session, event):
         _run_rule(session, rule, event)
     return row
 
@@ -127,11 +126,12 @@ def _record_event(session: Session, values: dict) -> AutomationEvent | None:
     return row
 
 
-def _candidate_rules(session: Session, trigger: str) -> list[AutomationRule]:
-    return list(session.scalars(
-        select(AutomationRule).where(AutomationRule.trigger == trigger, AutomationRule.enabled.is_(True))
+def _matching_rules(session: Session, event: Event) -> list[AutomationRule]:
+    candidates = session.scalars(
+        select(AutomationRule).where(AutomationRule.trigger == event.trigger, AutomationRule.enabled.is_(True))
         .order_by(AutomationRule.id)
-    ))
+    )
+    return [rule for rule in candidates if _matches(session, rule, event)]
 
 
 def _matches(session: Session, rule: AutomationRule, event: Event) -> bool:

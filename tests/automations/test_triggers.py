@@ -252,3 +252,11 @@ def test_level_may_be_given_by_id(session):
     fire(session, "grant_revoked", member=member, event_key="g1", level=level.id)
     session.commit()
     assert tag_names(member) == ["lost-it"]
+
+
+def test_a_tag_filter_sees_the_tag_the_event_itself_applies(session):
+    member = factories.make_member()
+    make_rule("order_completed", [{"type": "add_tag", "tag": "bought-12-first-time"}], tag="purchased-12")
+    fire(session, "order_completed", member=member, event_key="o1", product_id="12")
+    session.commit()
+    assert "bought-12-first-time" in tag_names(member)
