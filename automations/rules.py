@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -12,7 +12,7 @@ import timeutil
 from automations import placeholders
 from automations.actions import EMAIL_CONTEXT
 from automations.errors import AutomationLoop, InvalidRule, RuleNotFound
-from automations.models import AutomationRule, AutomationSetting, Trigger, WebhookEndpoint
+from automations.models import AutomationRule, AutomationRun, AutomationSetting, Trigger, WebhookEndpoint
 from emails import catalog
 from errors import CoursegateError
 from membership.models import Level
@@ -195,7 +195,8 @@ def update_rule(session: Session, rule: AutomationRule, changes: dict) -> Automa
 
 
 def delete_rule(session: Session, rule: AutomationRule) -> None:
-    """Delete a rule; its runs stay in the log (with the rule's name)."""
+    """Delete a rule; its runs stay in the log (with the rule's name, no longer linked to it)."""
+    session.execute(update(AutomationRun).where(AutomationRun.rule_id == rule.id).values(rule_id=None))
     session.delete(rule)
     session.flush()
 

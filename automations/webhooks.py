@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 import jobs
@@ -122,7 +122,14 @@ def update_endpoint(session: Session, endpoint: WebhookEndpoint, data: dict) -> 
 
 
 def delete_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
-    """Delete an endpoint with its deliveries; rules that send to it fail their runs until edited."""
+    """Delete an endpoint with its deliveries; rules that send to it fail their runs until edited.
+
+    Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only honours when asked."""
+    deliveries = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint.id)
+    session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(deliveries)))
+    session.execute(update(WebhookDelivery).where(WebhookDelivery.redelivery_of.in_(deliveries))
+                    .values(redelivery_of=None))
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
     session.delete(endpoint)
     session.flush()
 
@@ -216,6 +223,12 @@ def deliver(delivery_id: int) -> str | None:
         session.rollback()
         return None
     endpoint = delivery.endpoint
+    if endpoint is None:  # pragma: no cover - its endpoint was deleted under it
+        delivery.status = DeliveryStatus.FAILED
+        delivery.next_attempt_at = None
+        delivery.last_error = "endpoint deleted"
+        session.commit()
+        return DeliveryStatus.FAILED
     url, secret, body, event_type = endpoint.url, endpoint.secret, delivery.body.encode(), delivery.event_type
     attempt_number = delivery.attempt_count + 1
     # Claim it, then let go of the row while the HTTP call runs.

@@ -223,3 +223,13 @@ def test_catalog_lists_what_a_rule_can_use(api):
     emails = {e["name"]: e for e in body["emails"]}
     assert emails["automation_message"]["owner_text"] is True and "payment_failed" in emails
     assert "{member_name}" not in body["placeholders"] and "member_name" in body["placeholders"]
+
+
+def test_deleting_a_rule_keeps_its_runs_in_the_log(api):
+    ann = _member(api)
+    rule = api.post("/api/v1/automations", json={"name": "tag vip", "trigger": "tag_added", "tag": "lead",
+                                                 "actions": [{"type": "add_tag", "tag": "vip"}]}).json
+    api.post(f"/api/v1/members/{ann['id']}/tags", json={"name": "lead"})
+    assert api.delete(f"/api/v1/automations/{rule['id']}").status_code == 204
+    runs = api.get(f"/api/v1/automations/runs?member_id={ann['id']}").json
+    assert [(r["rule_name"], r["rule_id"]) for r in runs] == [("tag vip", None)]

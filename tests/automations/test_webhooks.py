@@ -219,3 +219,16 @@ def test_sweep_cli_sends_what_is_due(app, runner, receiver):
     assert receiver.wait_for(1)[0]["body"] == b'{"id":"evt_x"}'
     with app.app_context():
         assert db.session.get(WebhookDelivery, delivery_id).status == "delivered"
+
+
+def test_deleting_an_endpoint_deletes_its_deliveries(app, api, receiver):
+    with app.app_context():
+        endpoint = _endpoint(db.session, receiver.url)
+        fire(db.session, "card_updated", member=factories.make_member(), event_key="k1")
+        db.session.commit()
+        endpoint_id = endpoint.id
+        assert db.session.scalar(select(db.func.count(WebhookDelivery.id))) == 2
+    receiver.wait_for(2)
+    assert api.delete(f"/api/v1/webhook-endpoints/{endpoint_id}").status_code == 204
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count(WebhookDelivery.id))) == 0
