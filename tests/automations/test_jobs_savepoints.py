@@ -24,3 +24,12 @@ def test_a_savepoint_neither_sends_early_nor_drops_the_trigger(session):
     assert session.info.get(jobs._PENDING_KEY)
     session.commit()
     assert session.scalar(select(OutboundEmail.status)) == "sent"
+
+
+def test_a_full_rollback_from_inside_a_savepoint_drops_the_trigger(session):
+    member = factories.make_member()
+    email_services.enqueue(session, "login_link", member.email, {"member_name": "A", "login_url": "http://x/l"})
+    session.begin_nested()
+    factories.make_level()
+    session.rollback()
+    assert not session.info.get(jobs._PENDING_KEY)
