@@ -84,6 +84,9 @@ def register_extensions(app: Flask) -> None:
     import keap.tasks  # noqa: F401  (registers the Celery task with workers)
     import membership.models  # noqa: F401
     import schedule  # noqa: F401  (periodic_job_runs)
+    import automations.models  # noqa: F401
+    import automations.tasks  # noqa: F401  (registers the Celery tasks in workers)
+    import membership.tags  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
@@ -95,9 +98,11 @@ def register_blueprints(app: Flask) -> None:
     from membership.api import blp as membership_api
     from membership.member_api import blp as member_api
     from membership.pages import bp as member_pages
+    from automations.api import blp as automations_api
 
     for blueprint in (membership_api, fulfillment_api):
         api.register_blueprint(blueprint)
+    api.register_blueprint(automations_api)
     app.register_blueprint(member_pages)
     app.register_blueprint(keap_pages)
     api.register_blueprint(member_api)
@@ -120,14 +125,13 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from automations.cli import automations_cli
     from emails.cli import emails_cli
     from membership.cli import api_keys_cli, members_cli
-
-    for group in (api_keys_cli, members_cli, emails_cli):
-        app.cli.add_command(group)
     from schedule import jobs_cli
 
-    app.cli.add_command(jobs_cli)
+    for group in (api_keys_cli, members_cli, emails_cli, jobs_cli, automations_cli):
+        app.cli.add_command(group)
 
 
 def wants_json() -> bool:

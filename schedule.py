@@ -44,10 +44,13 @@ class PeriodicJob:
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("emails.sweep", "emails.tasks:sweep", timedelta(minutes=1)),
     PeriodicJob("membership.prune_login_links", "membership.tasks:prune_login_links", timedelta(days=1)),
+    PeriodicJob("automations.sweep_webhooks", "automations.tasks:sweep_webhooks", timedelta(minutes=1)),
+    # Grants whose scheduled revocation (cancel at period end, grace run out) has come.
+    PeriodicJob("automations.run_due", "automations.tasks:run_due", timedelta(minutes=5)),
 ]
 
 # Modules a Celery worker imports so every task is registered (periodic or triggered after a commit).
-TASK_MODULES = ["emails.tasks", "membership.tasks", "keap.tasks"]
+TASK_MODULES = ["emails.tasks", "membership.tasks", "keap.tasks", "automations.tasks"]
 
 
 def beat_schedule() -> dict:

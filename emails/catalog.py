@@ -72,3 +72,9 @@ def get(name: str) -> EmailKind:
         return CATALOG[name]
     except KeyError:
         raise LookupError(f"unknown email template {name!r}") from None
+register(
+    "automation_message",
+    "{message_subject}",
+    {"message_subject", "message_body"},
+    "Sent by an automation rule: the owner writes the subject and body with {placeholders}.",
+)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
@@ -102,3 +105,80 @@ def set_external_source(csv_file, source: str, column: str) -> None:
         click.echo(f"not found: {email}")
     for email in result.invalid:
         click.echo(f"invalid: {email}")
+# --- import and export (membership/transfer.py) ---------------------------------------------------------
+
+@members_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--dry-run", is_flag=True, help="Check and rehearse everything, then change nothing.")
+@click.option("--strict", is_flag=True, help="Import nothing if any row is rejected.")
+@click.option("--rejects", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the rejected rows (line, email, reason) to this CSV file.")
+def import_members_command(path: str, dry_run: bool, strict: bool, rejects: str | None) -> None:
+    """Import members from a CSV file with the columns email, name, levels, tags, external_source.
+
+    Levels are slugs and tags are names, separated by ';' (or ',' or '|'). Existing members (email in any
+    case) are merged: a non-empty name or external_source replaces theirs, levels they cannot open are
+    granted, tags are added. One transaction: a failure, --strict with a rejected row, or --dry-run leaves
+    the database as it was.
+    """
+    import csv as csv_module
+
+    from membership import transfer
+
+    try:
+        if path == "-":
+            rows = transfer.read_csv(sys.stdin)
+        else:
+            with open(path, encoding="utf-8-sig", newline="") as stream:
+                rows = transfer.read_csv(stream)
+    except (transfer.ImportFileError, csv_module.Error, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"Cannot import {path}: {exc}") from None
+    label = f"import {click.format_filename(path, shorten=True)}"
+    try:
+        with click.progressbar(length=max(len(rows), 1) * 4, label=f"Importing {len(rows)} row(s)",
+                               file=sys.stderr) as bar:
+            report = transfer.import_members(db.session, rows, label=label, progress=bar.update)
+            bar.update(bar.length)
+    except Exception:
+        db.session.rollback()
+        raise
+    for rejected in report.rejected[:50]:
+        click.echo(f"  line {rejected.line}: {rejected.email or '(no email)'}: {rejected.reason}")
+    if len(report.rejected) > 50:
+        click.echo(f"  ... and {len(report.rejected) - 50} more rejected row(s)")
+    if rejects:
+        with open(rejects, "w", newline="", encoding="utf-8") as out:
+            writer = csv_module.writer(out, lineterminator="\n")
+            writer.writerow(["line", "email", "reason"])
+            writer.writerows([(r.line, r.email, r.reason) for r in report.rejected])
+    summary = (f"{report.rows} row(s): {report.created} member(s) created, {report.updated} updated, "
+               f"{report.unchanged} unchanged, {report.grants_added} grant(s) and {report.tags_added} tag(s) added, "
+               f"{len(report.rejected)} rejected.")
+    if strict and report.rejected:
+        db.session.rollback()
+        raise click.ClickException(f"{summary} Nothing was imported (--strict).")
+    if dry_run:
+        db.session.rollback()
+        click.echo(f"Dry run, nothing changed. {summary}")
+        return
+    db.session.commit()
+    click.echo(f"Imported. {summary}")
+
+
+@members_cli.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True, allow_dash=True))
+def export_members_command(path: str) -> None:
+    """Export every member to CSV (email, name, levels they can open now, tags, external_source)."""
+    from membership import transfer
+
+    total = transfer.member_count(db.session)
+    if path == "-":
+        stream = contextlib.nullcontext(sys.stdout)
+    else:
+        stream = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by the with below
+    with stream as out, click.progressbar(length=max(total, 1), label=f"Exporting {total} member(s)",
+                                          file=sys.stderr) as bar:
+        count = transfer.export_members(db.session, out, progress=bar.update)
+    db.session.rollback()
+    if path != "-":
+        click.echo(f"Exported {count} member(s) to {path}.")

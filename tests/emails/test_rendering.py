@@ -27,6 +27,8 @@ CASES: dict[str, dict] = {
     "card_updated": {"member_name": "Grace <Hopper>", "brand": "Visa", "last4": "4242", "expiry": "08/2030",
                      "old_last4": "0005", "subscriptions": ["Gold Monthly", "Tips & Tricks"],
                      "changed_at": "21 November 2026, 09:30 UTC"},
+    "automation_message": {"message_subject": "Your bonus is ready, Grace <Hopper>",
+                           "message_body": "Hi Grace <Hopper>,\n\nYour bonus: http://coursegate.test/login/TOKEN"},
 }
 
 OWNER_TEXT = EmailTemplateOverride(

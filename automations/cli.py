@@ -1,0 +1,41 @@
+"""``flask automations ...``."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from extensions import db
+
+automations_cli = AppGroup("automations", help="Automation rules, scheduled revocations, outgoing webhooks.")
+
+
+@automations_cli.command("install-defaults")
+def install_defaults() -> None:
+    """Create the default failed-payment rules that are missing (safe to run again)."""
+    from automations import rules
+
+    created = rules.install_defaults(db.session)
+    db.session.commit()
+    for rule in created:
+        click.echo(f"Created automation #{rule.id}: {rule.name}")
+    click.echo(f"{len(created)} default rule(s) created; {len(rules.DEFAULT_RULES) - len(created)} already there.")
+
+
+@automations_cli.command("run-due")
+def run_due() -> None:
+    """Carry out scheduled revocations whose time has come (what the periodic job does)."""
+    from automations import scheduling
+
+    count = scheduling.run_due(db.session)
+    db.session.commit()
+    click.echo(f"Revoked {count} grant(s) on schedule.")
+
+
+@automations_cli.command("sweep-webhooks")
+def sweep_webhooks() -> None:
+    """Send every outgoing webhook delivery that is due (what the periodic job does)."""
+    from automations import webhooks
+
+    tried = webhooks.sweep_due()
+    click.echo(f"Tried {tried} webhook delivery(ies).")

@@ -1,0 +1,201 @@
+"""The one entry point other domains call: :func:`fire` when something happens to a member.
+
+``fire`` records the event once per (trigger, event key), applies the built-in event tag, queues the
+outgoing webhooks subscribed to the trigger, and runs every matching enabled rule once. It flushes and
+never commits: the caller commits, and emails and webhook deliveries leave after that commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import timeutil
+from automations.models import TRIGGERS, AutomationEvent, AutomationRule, AutomationRun, RunStatus, Trigger
+from membership import tags as member_tags
+from membership.models import Level, Member
+from membership.tags import AppliedBy
+
+logger = logging.getLogger(__name__)
+
+# A chain of rules firing rules (tag A adds B, B's rule adds C, ...) stops this deep. Validation rejects
+# loops when rules are saved; this is the second guard.
+MAX_DEPTH = 8
+KEY_MAX = 255
+
+
+def stable_key(key: str) -> str:
+    """Event keys are stored in 255 characters; longer ones keep a readable head and a hash of the whole."""
+    if len(key) <= KEY_MAX:
+        return key
+    return key[:190] + "#" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str)) if value is not None else None
+
+
+@dataclass
+class Event:
+    """What actions see: the recorded event plus the objects it is about."""
+
+    row: AutomationEvent
+    member: Member
+    level: Level | None
+    context: dict = field(default_factory=dict)
+
+    @property
+    def trigger(self) -> str:
+        return self.row.trigger
+
+    @property
+    def key(self) -> str:
+        return self.row.event_key
+
+    @property
+    def depth(self) -> int:
+        return self.row.depth
+
+
+def fire(session: Session, trigger: str, *, member: Member, event_key: str, level: Level | int | None = None,
+         product_id: str | None = None, integration_id: int | None = None, tag: str | None = None,
+         context: dict | None = None, _depth: int = 0) -> AutomationEvent | None:
+    """Something happened to ``member``. Returns the recorded event, or None when this key was seen before.
+
+    ``context`` may carry ``grant_ids`` (the grants the event is about), ``card_update_url`` and ``grace_days``
+    (else read from the integration), and anything else worth passing to webhooks.
+    """
+    if trigger not in TRIGGERS:
+        raise ValueError(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
+    from automations import rules
+
+    rules.ensure_defaults(session)
+    level_obj = session.get(Level, level) if isinstance(level, int) else level
+    values = {"trigger": trigger, "event_key": stable_key(event_key), "member_id": member.id,
+              "level_id": level_obj.id if level_obj else None,
+              "product_id": str(product_id) if product_id is not None else None,
+              "integration_id": integration_id, "tag": tag, "depth": _depth, "context": _jsonable(context),
+              "created_at": timeutil.now()}
+    row = _record_event(session, values)
+    if row is None:
+        logger.info("automation event %s %s seen before; nothing runs twice", trigger, values["event_key"])
+        return None
+    event = Event(row=row, member=member, level=level_obj, context=dict(context or {}))
+
+    if _depth > MAX_DEPTH:
+        logger.warning("automation event %s nested %s deep; rules not run", row.id, _depth)
+        for rule in _matching_rules(session, event):
+            _record_run(session, rule, event, status=RunStatus.DEPTH_LIMIT,
+                        error=f"Stopped: events nested more than {MAX_DEPTH} deep (a loop between rules?).")
+        return row
+
+    _apply_event_tag(session, event)  # first, so a rule's tag filter sees the tag this event applies
+    from automations import webhooks
+
+    webhooks.enqueue_for_event(session, event)
+    for rule in _matching_rules(session, event):
+        _run_rule(session, rule, event)
+    return row
+
+
+def _record_event(session: Session, values: dict) -> AutomationEvent | None:
+    """Insert the event unless its (trigger, key) exists: one statement, no savepoint. On PostgreSQL a
+    concurrent transaction inserting the same key makes this wait for it, then do nothing."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = (insert(AutomationEvent).values(**values)
+                     .on_conflict_do_nothing(index_elements=["trigger", "event_key"]).returning(AutomationEvent))
+        return session.scalars(statement).first()
+    row = AutomationEvent(**values)  # pragma: no cover - other databases
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return None
+    return row
+
+
+def _matching_rules(session: Session, event: Event) -> list[AutomationRule]:
+    candidates = session.scalars(
+        select(AutomationRule).where(AutomationRule.trigger == event.trigger, AutomationRule.enabled.is_(True))
+        .order_by(AutomationRule.id)
+    )
+    return [rule for rule in candidates if _matches(session, rule, event)]
+
+
+def _matches(session: Session, rule: AutomationRule, event: Event) -> bool:
+    if rule.level_id is not None and (event.level is None or event.level.id != rule.level_id):
+        return False
+    if rule.product_id is not None and event.row.product_id != rule.product_id:
+        return False
+    if rule.tag is not None:
+        if event.trigger in (Trigger.TAG_ADDED, Trigger.TAG_REMOVED):
+            return event.row.tag == rule.tag
+        # For other triggers the tag filter means "the member carries this tag".
+        return member_tags.has_tag(session, event.member.id, rule.tag)
+    return True
+
+
+def _apply_event_tag(session: Session, event: Event) -> None:
+    from automations import tags
+
+    name = tags.event_tag_name(session, event.trigger, product_id=event.row.product_id,
+                               integration_id=event.row.integration_id)
+    if name is None:
+        return
+    tags.tag_member(session, event.member, name, applied_by=AppliedBy.EVENT,
+                    source=f"{event.trigger} {event.key}", event_key=f"{event.key}>tag",
+                    integration_id=event.row.integration_id, depth=event.depth + 1)
+
+
+def _record_run(session: Session, rule: AutomationRule, event: Event, *, status: str = RunStatus.SUCCEEDED,
+                error: str | None = None) -> AutomationRun | None:
+    run = AutomationRun(rule_id=rule.id, rule_name=rule.name, event_id=event.row.id, event_key=event.key,
+                        trigger=event.trigger, member_id=event.member.id, status=status, actions_taken=[],
+                        error=error)
+    try:
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError:  # this rule already ran for this event
+        return None
+    return run
+
+
+def _run_rule(session: Session, rule: AutomationRule, event: Event) -> AutomationRun | None:
+    from automations import actions
+
+    run = _record_run(session, rule, event)
+    if run is None:
+        return None
+    taken: list[dict] = []
+    current: dict | None = None
+    try:
+        with session.begin_nested():
+            for index, action in enumerate(rule.actions):
+                current = {"type": action.get("type")}
+                outcome = actions.perform(session, actions.Step(rule=rule, run=run, index=index, event=event),
+                                          action)
+                taken.append({**current, **outcome})
+    except Exception as exc:  # noqa: BLE001 - one broken rule must not fail the event that fired it
+        logger.warning("automation rule %s failed on event %s: %s", rule.id, event.row.id, type(exc).__name__)
+        message = str(exc) or type(exc).__name__
+        for done in taken:  # the savepoint rolled back what the earlier actions did
+            done["rolled_back"] = True
+        taken.append({**(current or {}), "outcome": "error", "detail": message[:500]})
+        run.status = RunStatus.FAILED
+        run.error = message[:1000]
+    run.actions_taken = taken
+    session.flush()
+    return run

@@ -1,0 +1,180 @@
+"""Tags a member carries: the name, when it was applied and by what (an event, an automation, the owner, an import).
+
+Plain membership facts: these functions add and remove rows and report whether anything changed. They fire no
+automations; ``automations.tags`` wraps them with the ``tag_added`` / ``tag_removed`` triggers.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+import timeutil
+from errors import NotFound, Unprocessable
+from extensions import db
+from membership.models import Member
+
+TAG_NAME_MAX = 100
+# Lower-case letters, digits and - _ . : (CRM tag names such as "purchased-12" or "keap:vip").
+_TAG_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_.:-]*[a-z0-9])?$")
+
+
+class AppliedBy(enum.StrEnum):
+    EVENT = "event"
+    AUTOMATION = "automation"
+    OWNER = "owner"
+    IMPORT = "import"
+
+
+class Tag(db.Model):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(TAG_NAME_MAX), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+
+
+class MemberTag(db.Model):
+    __tablename__ = "member_tags"
+    __table_args__ = (
+        CheckConstraint("applied_by IN ('event', 'automation', 'owner', 'import')", name="applied_by"),
+    )
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True)
+    applied_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+    applied_by: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str | None] = mapped_column(String(200))  # e.g. "payment_failed webhook:41", "rule #3"
+
+    tag: Mapped[Tag] = relationship(lazy="joined")
+    member: Mapped[Member] = relationship()
+
+
+class TagNotFound(NotFound):
+    code = "tag_not_found"
+    message = "No tag has that name."
+
+
+class InvalidTagName(Unprocessable):
+    code = "invalid_tag_name"
+    message = ("A tag name is 1 to 100 lower-case letters, digits and - _ . : characters, starting and ending "
+               "with a letter or digit.")
+
+
+def normalise_tag_name(raw: str | None) -> str:
+    name = (raw or "").strip().lower()
+    if len(name) > TAG_NAME_MAX or not _TAG_NAME.match(name):
+        raise InvalidTagName(f"{raw!r} is not a usable tag name: use 1 to 100 lower-case letters, digits and "
+                             "- _ . : (starting and ending with a letter or digit).")
+    return name
+
+
+def is_valid_tag_name(raw: str | None) -> bool:
+    try:
+        normalise_tag_name(raw)
+    except InvalidTagName:
+        return False
+    return True
+
+
+def slug_part(value: object) -> str:
+    """A value made safe to sit inside a tag name (``purchased-{product_id}`` with a Stripe id, say)."""
+    return re.sub(r"[^a-z0-9_.:]+", "-", str(value).strip().lower()).strip("-_.:") or "none"
+
+
+def get_tag(session: Session, name: str) -> Tag:
+    tag = session.scalar(select(Tag).where(Tag.name == normalise_tag_name(name)))
+    if tag is None:
+        raise TagNotFound()
+    return tag
+
+
+def get_or_create_tag(session: Session, name: str) -> Tag:
+    name = normalise_tag_name(name)
+    tag = session.scalar(select(Tag).where(Tag.name == name))
+    if tag is not None:
+        return tag
+    tag = Tag(name=name)
+    try:
+        with session.begin_nested():
+            session.add(tag)
+            session.flush()
+    except IntegrityError:  # created by a concurrent transaction
+        tag = session.scalar(select(Tag).where(Tag.name == name))
+        if tag is None:  # pragma: no cover
+            raise
+    return tag
+
+
+def delete_tag(session: Session, tag: Tag) -> None:
+    """Delete a tag and take it off every member (no ``tag_removed`` triggers: the tag no longer exists)."""
+    session.execute(delete(MemberTag).where(MemberTag.tag_id == tag.id))
+    session.delete(tag)
+    session.flush()
+
+
+def add_tag(session: Session, member: Member, name: str, *, applied_by: str,
+            source: str | None = None) -> MemberTag | None:
+    """Tag ``member``. Returns the new row, or None when the member already carried the tag."""
+    name = normalise_tag_name(name)
+    found = session.execute(
+        select(Tag.id, MemberTag.member_id).outerjoin(
+            MemberTag, (MemberTag.tag_id == Tag.id) & (MemberTag.member_id == member.id))
+        .where(Tag.name == name)
+    ).first()
+    if found is not None and found.member_id is not None:
+        return None  # one query answers the common case: the member already carries the tag
+    tag = get_or_create_tag(session, name) if found is None else session.get(Tag, found.id)
+    row = MemberTag(member_id=member.id, tag_id=tag.id, applied_by=applied_by,
+                    source=(source or None) and source[:200])
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # a concurrent transaction tagged the member first
+        return None
+    return row
+
+
+def remove_tag(session: Session, member: Member, name: str) -> bool:
+    """Untag ``member``. Returns whether the member carried the tag."""
+    name = normalise_tag_name(name)
+    tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
+    if tag_id is None:
+        return False
+    row = session.get(MemberTag, (member.id, tag_id))
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def has_tag(session: Session, member_id: int, name: str) -> bool:
+    return session.scalar(
+        select(MemberTag.member_id).join(Tag, Tag.id == MemberTag.tag_id)
+        .where(MemberTag.member_id == member_id, Tag.name == name)
+    ) is not None
+
+
+def member_tags(session: Session, member_id: int) -> list[MemberTag]:
+    return list(session.scalars(
+        select(MemberTag).join(Tag, Tag.id == MemberTag.tag_id).where(MemberTag.member_id == member_id)
+        .order_by(Tag.name)
+    ))
+
+
+# How many members carry each tag, for listings (undeferred where wanted).
+from sqlalchemy import func
+from sqlalchemy.orm import column_property
+
+Tag.member_count = column_property(
+    select(func.count(MemberTag.member_id)).where(MemberTag.tag_id == Tag.id).correlate_except(MemberTag)
+    .scalar_subquery(),
+    deferred=True,
+)
