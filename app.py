@@ -70,6 +70,7 @@ def register_extensions(app: Flask) -> None:
     })
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     # Importing the models registers every table on the metadata (migrations and create_all need all).
+    import admin.models  # noqa: F401
     import emails.models  # noqa: F401
     import fulfillment.models  # noqa: F401
     import membership.models  # noqa: F401
@@ -84,6 +85,9 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (membership_api, fulfillment_api):
         api.register_blueprint(blueprint)
     app.register_blueprint(member_pages)
+    from admin.pages import bp as admin_pages
+
+    app.register_blueprint(admin_pages)
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]
@@ -99,6 +103,9 @@ def register_cli(app: Flask) -> None:
 
     for group in (api_keys_cli, members_cli, emails_cli):
         app.cli.add_command(group)
+    from admin.cli import owners_cli
+
+    app.cli.add_command(owners_cli)
 
 
 def wants_json() -> bool:

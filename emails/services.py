@@ -14,6 +14,7 @@ import jobs
 import timeutil
 from emails import rendering, transport
 from emails.models import EmailStatus, OutboundEmail
+from errors import Conflict
 from extensions import db
 
 logger = logging.getLogger(__name__)
@@ -86,3 +87,17 @@ def sweep_pending(limit: int = 500) -> int:
     for email_id in ids:
         deliver(email_id)
     return len(ids)
+
+
+def requeue(session: Session, email: OutboundEmail) -> OutboundEmail:
+    """Give a failed (or still pending) email another go: back to pending, delivered after the commit."""
+    if email.status == EmailStatus.SENT:
+        raise Conflict("That email was already sent.", code="email_already_sent")
+    email.status = EmailStatus.PENDING
+    email.next_attempt_at = timeutil.now()
+    email.attempts = 0
+    session.flush()
+    from emails import tasks
+
+    jobs.after_commit(session, tasks.deliver, email.id)
+    return email
