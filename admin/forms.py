@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, DateField, FieldList, Form, FormField, IntegerField, PasswordField,
-                     RadioField, SelectField, SelectMultipleField, StringField, URLField)
+                     RadioField, SelectChoice, SelectField, SelectMultipleField, StringField, URLField)
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -39,7 +39,7 @@ class CourseForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
     slug = StringField("Slug", validators=[DataRequired(REQUIRED), Length(max=100), SLUG_RULE], filters=[strip],
                        description="Used in the access check (?course=…). Lower-case letters, digits, hyphens.")
-    status = SelectField("Status", choices=[("draft", "Draft"), ("published", "Published")], default="draft")
+    status = SelectField("Status", choices=[SelectChoice("draft", "Draft"), SelectChoice("published", "Published")], default="draft")
 
 
 class LevelForm(FlaskForm):
@@ -50,8 +50,9 @@ class LevelForm(FlaskForm):
                                  description="Leave empty for lifetime access.")
 
 
-KIND_CHOICES = [("thrivecart", "ThriveCart"), ("stripe", "Stripe"), ("generic", "Another cart (signed webhook)")]
-CANCEL_CHOICES = [("period_end", "At the end of the paid period"), ("immediately", "Immediately")]
+KIND_CHOICES = [SelectChoice("thrivecart", "ThriveCart"), SelectChoice("stripe", "Stripe"),
+                SelectChoice("generic", "Another cart (signed webhook)")]
+CANCEL_CHOICES = [SelectChoice("period_end", "At the end of the paid period"), SelectChoice("immediately", "Immediately")]
 
 
 class IntegrationSettingsForm(FlaskForm):
@@ -113,8 +114,8 @@ class OptionRow(Form):
 
 class MappingForm(FlaskForm):
     mode = RadioField("Pricing options", default="all", choices=[
-        ("all", "The same level(s) for every pricing option"),
-        ("per_option", "A level per pricing option"),
+        SelectChoice("all", "The same level(s) for every pricing option"),
+        SelectChoice("per_option", "A level per pricing option"),
     ])
     level_ids = MultiCheckboxField("Levels for every pricing option", coerce=int)
     options = FieldList(FormField(OptionRow), label="Levels per pricing option")
@@ -122,7 +123,7 @@ class MappingForm(FlaskForm):
     upsells = FieldList(FormField(OptionRow), label="Upsells")
     downsells = FieldList(FormField(OptionRow), label="Downsells")
 
-    def set_level_choices(self, choices: list[tuple[int, str]]) -> None:
+    def set_level_choices(self, choices: list[SelectChoice]) -> None:
         self.level_ids.choices = choices
         self.bump_level_ids.choices = choices
         for rows in (self.options, self.upsells, self.downsells):

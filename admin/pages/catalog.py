@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from admin.forms import CourseForm, LevelForm
 from admin.pages import bp, paginate
@@ -92,8 +93,8 @@ def course_unpublish(course_id: int):
 
 # --- levels ----------------------------------------------------------------------------------------
 
-def _course_choices() -> list[tuple[int, str]]:
-    return [(c.id, f"{c.title} ({c.status})") for c in db.session.scalars(select(Course).order_by(Course.title))]
+def _course_choices() -> list[SelectChoice]:
+    return [SelectChoice(c.id, f"{c.title} ({c.status})") for c in db.session.scalars(select(Course).order_by(Course.title))]
 
 
 @bp.get("/levels")

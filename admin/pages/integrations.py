@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from admin import services
 from admin.forms import IntegrationForm, IntegrationSettingsForm, MappingForm, ProductPickForm
@@ -76,8 +77,8 @@ def product_pick(integration_id: int):
     return redirect(url_for("admin.product_mapping", integration_id=integration.id, product_id=pick.product_id.data))
 
 
-def _level_choices() -> list[tuple[int, str]]:
-    return [(level.id, level.name) for level in db.session.scalars(select(Level).order_by(Level.name))]
+def _level_choices() -> list[SelectChoice]:
+    return [SelectChoice(level.id, level.name) for level in db.session.scalars(select(Level).order_by(Level.name))]
 
 
 def _rows(rows: list[services.Row]) -> list[dict]:

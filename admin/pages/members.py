@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from admin import services
 from admin.forms import ExtendForm, GrantForm, RevokeForm
@@ -49,8 +50,8 @@ def members():
 
 def _grant_form() -> GrantForm:
     form = GrantForm()
-    form.level_id.choices = [(0, "Choose a level…")] + [
-        (level.id, level.name) for level in db.session.scalars(select(Level).order_by(Level.name))]
+    form.level_id.choices = [SelectChoice(0, "Choose a level…")] + [
+        SelectChoice(level.id, level.name) for level in db.session.scalars(select(Level).order_by(Level.name))]
     return form
 
 
