@@ -85,9 +85,12 @@ class IntegrationSettingsForm(FlaskForm):
 class IntegrationForm(IntegrationSettingsForm):
     kind = SelectField("Cart", choices=KIND_CHOICES, default="thrivecart")
 
-    def validate_secret(self, field):
-        if self.kind.data in ("thrivecart", "stripe") and not field.data:
-            raise ValidationError("Enter the secret the cart signs its webhooks with.")
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.kind.data in ("thrivecart", "stripe") and not self.secret.data:
+            self.secret.errors = [*self.secret.errors, "Enter the secret the cart signs its webhooks with."]
+            ok = False
+        return ok
 
     def settings(self) -> dict:
         return {"kind": self.kind.data, **super().settings()}
