@@ -16,13 +16,10 @@ from membership.models import Course, CourseStatus, Level
 
 def field_error(form, error: CoursegateError, default_field: str | None = None) -> None:
     """Show a service's refusal next to the field it concerns (or above the form)."""
-    if error.errors:
-        for name, messages in error.errors.items():
-            target = getattr(form, name, None)
-            if target is not None:
-                target.errors = [*target.errors, *messages]
-                continue
-            form.form_errors.extend(messages)
+    fields = {name: getattr(form, name) for name in (error.errors or {}) if hasattr(form, name)}
+    if fields:
+        for name, target in fields.items():
+            target.errors = [*target.errors, *error.errors[name]]
     elif default_field and getattr(form, default_field, None) is not None:
         target = getattr(form, default_field)
         target.errors = [*target.errors, error.message]

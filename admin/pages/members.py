@@ -115,7 +115,7 @@ def member_grant_extend(member_id: int, grant_id: int):
             services.extend_grant(db.session, grant, end_of(form.ends_on.data) if form.ends_on.data else None)
         except CoursegateError as error:
             db.session.rollback()
-            field_error(form, error, "ends_on")
+            field_error(form, error)
         else:
             db.session.commit()
             until = form.ends_on.data.isoformat() if form.ends_on.data else "no end"
@@ -135,7 +135,7 @@ def member_grant_revoke(member_id: int, grant_id: int):
             membership_services.revoke_grant(db.session, grant, form.reason.data)
         except CoursegateError as error:
             db.session.rollback()
-            field_error(form, error, "reason")
+            field_error(form, error)
         else:
             db.session.commit()
             flash(f"“{grant.level.name}” revoked for {member.email}. Other grants of that level are untouched.")
