@@ -16,23 +16,21 @@ class Series:
     dash: str = ""  # a dash pattern too, so the lines differ without relying on colour
 
 
-def nice_max(value: int) -> int:
-    """A round top for the y axis (1, 2, 5 x 10^n) at or above ``value``."""
-    if value <= 4:
-        return 4
-    magnitude = 1
-    while magnitude * 10 <= value:
-        magnitude *= 10
-    for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude  # pragma: no cover
+def axis(value: int, ticks: int = 4) -> tuple[int, int]:
+    """A round step (1, 2 or 5 x 10^n) and the top of the y axis, so about ``ticks`` lines cover ``value``."""
+    step = 1
+    while True:
+        for factor in (1, 2, 5):
+            if step * factor * ticks >= value:
+                size = step * factor
+                return size, max(size * -(-value // size), size)
+        step *= 10
 
 
 def line_chart(days: list[date], series: list[Series], *, title: str, width: int = 720, height: int = 240) -> Markup:
     left, right, top, bottom = 40, 12, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = nice_max(max((v for s in series for v in s.values), default=0))
+    step, top_value = axis(max((v for s in series for v in s.values), default=0))
     count = max(len(days) - 1, 1)
 
     def x(i: int) -> float:
@@ -47,15 +45,16 @@ def line_chart(days: list[date], series: list[Series], *, title: str, width: int
         f'<title id="chart-title">{escape(title)}</title>',
         f'<desc id="chart-desc">{escape(_summary(days, series))}</desc>',
     ]
-    for tick in range(5):  # horizontal grid lines with labels
-        value = top_value * tick // 4
+    for value in range(0, top_value + 1, step):  # horizontal grid lines with labels
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
                      f'stroke="#dcdcde" stroke-width="1"/>')
         parts.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="11" '
                      f'fill="#50575e">{value}</text>')
-    for i, day in enumerate(days):  # a date label every two weeks, and the last day
-        if i % 14 == 0 or i == len(days) - 1:
-            parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle" font-size="11" '
+    last = len(days) - 1
+    for i, day in enumerate(days):  # a date label every two weeks, counted back from today
+        if (last - i) % 14 == 0:
+            anchor = "end" if i == last else "middle"
+            parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="{anchor}" font-size="11" '
                          f'fill="#50575e">{day.strftime("%d %b")}</text>')
     for s in series:
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(s.values))

@@ -122,7 +122,7 @@ class MappingForm(FlaskForm):
     ])
     level_ids = MultiCheckboxField("Levels for every pricing option", coerce=int)
     options = FieldList(FormField(OptionRow), label="Levels per pricing option")
-    bump_level_ids = SelectMultipleField("Order bump", coerce=int)
+    bump_level_ids = SelectMultipleField("Level(s) the bump unlocks", coerce=int)
     upsells = FieldList(FormField(OptionRow), label="Upsells")
     downsells = FieldList(FormField(OptionRow), label="Downsells")
 
