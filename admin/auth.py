@@ -46,11 +46,15 @@ class DuplicateOwner(Conflict):
     message = "An owner with that email already exists."
 
 
-def create_owner(session: Session, email: str, password: str) -> Owner:
+def _hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Unprocessable(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.",
                             code="weak_password")
-    owner = Owner(email=normalise_email(email), password_hash=generate_password_hash(password))
+    return generate_password_hash(password)
+
+
+def create_owner(session: Session, email: str, password: str) -> Owner:
+    owner = Owner(email=normalise_email(email), password_hash=_hash_password(password))
     try:
         with session.begin_nested():
             session.add(owner)
@@ -61,10 +65,7 @@ def create_owner(session: Session, email: str, password: str) -> Owner:
 
 
 def set_password(session: Session, owner: Owner, password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise Unprocessable(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.",
-                            code="weak_password")
-    owner.password_hash = generate_password_hash(password)
+    owner.password_hash = _hash_password(password)
     owner.failed_attempts = 0
     owner.locked_until = None
     session.flush()

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from flask import Blueprint, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from admin import auth
+from errors import CoursegateError
 from extensions import csrf, db
+
+T = TypeVar("T")
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(csrf.protect)  # every POST carries the session's CSRF token, sign-in included
@@ -46,7 +49,7 @@ NAV: list[NavItem] = [
 @dataclass(frozen=True)
 class MemberSection:
     title: str
-    template: str  # rendered with the loader's context plus ``member``
+    template: str  # included in the member's page, with ``member`` and ``panel`` (what ``load`` returned)
     load: Callable[[Session, Any], dict]
 
 
@@ -101,6 +104,38 @@ class Page:
     @property
     def has_next(self) -> bool:
         return self.page < self.pages
+
+
+def field_error(form, error: CoursegateError, default_field: str | None = None) -> None:
+    """Show a service's refusal next to the field it concerns, or above the form."""
+    fields = {name: getattr(form, name) for name in (error.errors or {}) if hasattr(form, name)}
+    if fields:
+        for name, target in fields.items():
+            target.errors = [*target.errors, *error.errors[name]]
+    elif default_field is not None:
+        target = getattr(form, default_field)
+        target.errors = [*target.errors, error.message]
+    else:
+        form.form_errors.append(error.message)
+
+
+def submit(form, action: Callable[[], T], *, default_field: str | None = None) -> T | None:
+    """The boundary for a form post: validate, run the service, commit once. On a refusal, roll back and put
+    the message on the form. Returns what the service returned, or None when the form must be shown again."""
+    if not form.validate_on_submit():
+        return None
+    try:
+        result = action()
+    except CoursegateError as error:
+        db.session.rollback()
+        field_error(form, error, default_field)
+        return None
+    db.session.commit()
+    return result
+
+
+def form_status(form) -> int:
+    return 422 if form.errors else 200
 
 
 def paginate(query, per_page: int = 50) -> Page:

@@ -7,24 +7,10 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from admin.forms import CourseForm, LevelForm
-from admin.pages import bp, paginate
-from errors import CoursegateError
+from admin.pages import bp, form_status, paginate, submit
 from extensions import db
 from membership import courses as catalogue
 from membership.models import Course, CourseStatus, Level
-
-
-def field_error(form, error: CoursegateError, default_field: str | None = None) -> None:
-    """Show a service's refusal next to the field it concerns (or above the form)."""
-    fields = {name: getattr(form, name) for name in (error.errors or {}) if hasattr(form, name)}
-    if fields:
-        for name, target in fields.items():
-            target.errors = [*target.errors, *error.errors[name]]
-    elif default_field and getattr(form, default_field, None) is not None:
-        target = getattr(form, default_field)
-        target.errors = [*target.errors, error.message]
-    else:
-        form.form_errors.append(error.message)
 
 
 # --- courses ---------------------------------------------------------------------------------------
@@ -38,36 +24,23 @@ def courses():
 @bp.route("/courses/new", methods=["GET", "POST"])
 def course_new():
     form = CourseForm()
-    if form.validate_on_submit():
-        try:
-            course = catalogue.create_course(db.session, title=form.title.data, slug=form.slug.data,
-                                           status=form.status.data)
-        except CoursegateError as error:
-            db.session.rollback()
-            field_error(form, error, "slug")
-        else:
-            db.session.commit()
-            flash(f"Course “{course.title}” created ({course.status}).")
-            return redirect(url_for("admin.courses"))
-    return _form_page("admin/course_form.html", form, course=None)
+    course = submit(form, lambda: catalogue.create_course(db.session, title=form.title.data, slug=form.slug.data,
+                                                          status=form.status.data), default_field="slug")
+    if course:
+        flash(f"Course “{course.title}” created ({course.status}).")
+        return redirect(url_for("admin.courses"))
+    return render_template("admin/course_form.html", form=form, course=None), form_status(form)
 
 
 @bp.route("/courses/<int:course_id>", methods=["GET", "POST"])
 def course_edit(course_id: int):
     course = catalogue.get_course(db.session, course_id)
     form = CourseForm(obj=course)
-    if form.validate_on_submit():
-        try:
-            catalogue.update_course(db.session, course, {"title": form.title.data, "slug": form.slug.data,
-                                                       "status": form.status.data})
-        except CoursegateError as error:
-            db.session.rollback()
-            field_error(form, error, "slug")
-        else:
-            db.session.commit()
-            flash(f"Course “{course.title}” saved.")
-            return redirect(url_for("admin.courses"))
-    return _form_page("admin/course_form.html", form, course=course)
+    if submit(form, lambda: catalogue.update_course(db.session, course, {
+            "title": form.title.data, "slug": form.slug.data, "status": form.status.data}), default_field="slug"):
+        flash(f"Course “{course.title}” saved.")
+        return redirect(url_for("admin.courses"))
+    return render_template("admin/course_form.html", form=form, course=course), form_status(form)
 
 
 @bp.post("/courses/<int:course_id>/publish")
@@ -104,18 +77,13 @@ def levels():
 def level_new():
     form = LevelForm()
     form.course_ids.choices = _course_choices()
-    if form.validate_on_submit():
-        try:
-            level = catalogue.create_level(db.session, name=form.name.data, slug=form.slug.data,
-                                         course_ids=form.course_ids.data, duration_days=form.duration_days.data)
-        except CoursegateError as error:
-            db.session.rollback()
-            field_error(form, error, "slug")
-        else:
-            db.session.commit()
-            flash(f"Level “{level.name}” created.")
-            return redirect(url_for("admin.levels"))
-    return _form_page("admin/level_form.html", form, level=None)
+    level = submit(form, lambda: catalogue.create_level(
+        db.session, name=form.name.data, slug=form.slug.data, course_ids=form.course_ids.data,
+        duration_days=form.duration_days.data), default_field="slug")
+    if level:
+        flash(f"Level “{level.name}” created.")
+        return redirect(url_for("admin.levels"))
+    return render_template("admin/level_form.html", form=form, level=None), form_status(form)
 
 
 @bp.route("/levels/<int:level_id>", methods=["GET", "POST"])
@@ -123,21 +91,9 @@ def level_edit(level_id: int):
     level = catalogue.get_level(db.session, level_id)
     form = LevelForm(obj=level, data={"course_ids": [c.id for c in level.courses]})
     form.course_ids.choices = _course_choices()
-    if form.validate_on_submit():
-        try:
-            catalogue.update_level(db.session, level, {"name": form.name.data, "slug": form.slug.data,
-                                                     "course_ids": form.course_ids.data,
-                                                     "duration_days": form.duration_days.data})
-        except CoursegateError as error:
-            db.session.rollback()
-            field_error(form, error, "slug")
-        else:
-            db.session.commit()
-            flash(f"Level “{level.name}” saved.")
-            return redirect(url_for("admin.levels"))
-    return _form_page("admin/level_form.html", form, level=level)
-
-
-def _form_page(template: str, form, **context):
-    status = 422 if form.errors or form.form_errors else 200
-    return render_template(template, form=form, **context), status
+    if submit(form, lambda: catalogue.update_level(db.session, level, {
+            "name": form.name.data, "slug": form.slug.data, "course_ids": form.course_ids.data,
+            "duration_days": form.duration_days.data}), default_field="slug"):
+        flash(f"Level “{level.name}” saved.")
+        return redirect(url_for("admin.levels"))
+    return render_template("admin/level_form.html", form=form, level=level), form_status(form)

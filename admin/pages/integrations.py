@@ -8,9 +8,7 @@ from wtforms import SelectChoice
 
 from admin import services
 from admin.forms import IntegrationForm, IntegrationSettingsForm, MappingForm, ProductPickForm
-from admin.pages import bp, paginate
-from admin.pages.catalog import field_error
-from errors import CoursegateError
+from admin.pages import bp, form_status, paginate, submit
 from extensions import db
 from fulfillment import rules
 from fulfillment.models import Integration
@@ -29,19 +27,12 @@ def integrations():
 @bp.route("/integrations/new", methods=["GET", "POST"])
 def integration_new():
     form = IntegrationForm()
-    if form.validate_on_submit():
-        try:
-            integration = rules.create_integration(db.session, form.settings())
-        except CoursegateError as error:
-            db.session.rollback()
-            field_error(form, error)
-        else:
-            db.session.commit()
-            # Rendered, not redirected: the secret appears in this response only.
-            return render_template("admin/integration_created.html", integration=integration,
-                                   webhook_url=rules.webhook_url(integration), secret=integration.secret)
-    status = 422 if form.errors else 200
-    return render_template("admin/integration_new.html", form=form), status
+    integration = submit(form, lambda: rules.create_integration(db.session, form.settings()))
+    if integration:
+        # Rendered, not redirected: the secret appears in this response only.
+        return render_template("admin/integration_created.html", integration=integration,
+                               webhook_url=rules.webhook_url(integration), secret=integration.secret)
+    return render_template("admin/integration_new.html", form=form), form_status(form)
 
 
 @bp.route("/integrations/<int:integration_id>", methods=["GET", "POST"])
@@ -50,20 +41,12 @@ def integration(integration_id: int):
     form = IntegrationSettingsForm(obj=integration, data={"secret": "", "api_key": ""})
     if request.method == "GET":
         form.secret.data = form.api_key.data = ""  # write-only: never put them back in the page
-    if form.validate_on_submit():
-        try:
-            rules.update_integration(db.session, integration, form.settings())
-        except CoursegateError as error:
-            db.session.rollback()
-            field_error(form, error)
-        else:
-            db.session.commit()
-            flash(f"Settings for “{integration.name}” saved.")
-            return redirect(url_for("admin.integration", integration_id=integration.id))
-    status = 422 if form.errors else 200
+    if submit(form, lambda: rules.update_integration(db.session, integration, form.settings())):
+        flash(f"Settings for “{integration.name}” saved.")
+        return redirect(url_for("admin.integration", integration_id=integration.id))
     return render_template("admin/integration.html", integration=integration, form=form,
                            webhook_url=rules.webhook_url(integration), pick=ProductPickForm(formdata=None),
-                           products=services.configured_products(db.session, integration)), status
+                           products=services.configured_products(db.session, integration)), form_status(form)
 
 
 @bp.get("/integrations/<int:integration_id>/product")
@@ -102,24 +85,16 @@ def product_mapping(integration_id: int, product_id: str):
                 rows.append_entry()
     choices = _level_choices()
     form.set_level_choices(choices)
-    if form.validate_on_submit():
-        mapping = services.ProductMapping(
-            product_id=product_id, mode=form.mode.data, level_ids=form.level_ids.data,
-            options=_filled(form.options), bump_level_ids=form.bump_level_ids.data,
-            upsells=_filled(form.upsells), downsells=_filled(form.downsells),
-        )
-        try:
-            services.save_mapping(db.session, integration, mapping)
-        except CoursegateError as error:
-            db.session.rollback()
-            form.form_errors.append(error.message)
-        else:
-            db.session.commit()
-            flash(f"Product {product_id} saved: purchases now unlock the levels below.")
-            return redirect(url_for("admin.product_mapping", integration_id=integration.id, product_id=product_id))
-    status = 422 if form.errors else 200
+    saved = submit(form, lambda: services.save_mapping(db.session, integration, services.ProductMapping(
+        product_id=product_id, mode=form.mode.data, level_ids=form.level_ids.data,
+        options=_filled(form.options), bump_level_ids=form.bump_level_ids.data,
+        upsells=_filled(form.upsells), downsells=_filled(form.downsells),
+    )))
+    if saved is not None:
+        flash(f"Product {product_id} saved: purchases now unlock the levels below.")
+        return redirect(url_for("admin.product_mapping", integration_id=integration.id, product_id=product_id))
     return render_template("admin/product_mapping.html", integration=integration, product_id=product_id,
-                           form=form, has_levels=bool(choices)), status
+                           form=form, has_levels=bool(choices)), form_status(form)
 
 
 def _filled(rows) -> list[services.Row]:

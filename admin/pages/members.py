@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -10,9 +10,7 @@ from wtforms import SelectChoice
 
 from admin import services
 from admin.forms import ExtendForm, GrantForm, RevokeForm
-from admin.pages import MEMBER_SECTIONS, bp, paginate
-from admin.pages.catalog import field_error
-from errors import CoursegateError
+from admin.pages import MEMBER_SECTIONS, bp, paginate, submit
 from extensions import db
 from membership import courses as catalogue
 from membership import services as membership_services
@@ -36,9 +34,9 @@ def _grant(member: Member, grant_id: int) -> Grant:
     return grant
 
 
-def end_of(day) -> datetime:
-    """Access "until" a day means through that whole UTC day."""
-    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+def _end(day: date | None) -> datetime | None:
+    """Access "until" a day means through that whole UTC day; no day, no end."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) if day else None
 
 
 @bp.get("/members")
@@ -80,18 +78,16 @@ def member(member_id: int):
 def member_grant(member_id: int):
     member = _member(member_id)
     form = _grant_form()
-    if not form.validate():
-        return _member_page(member, form, 422)
-    try:
+
+    def grant_it() -> Grant:
         level = catalogue.get_level(db.session, form.level_id.data)
-        ends_at = end_of(form.ends_on.data) if form.ends_on.data else None
-        membership_services.grant_level(db.session, member, level, ends_at=ends_at, note=form.note.data or None)
-    except CoursegateError as error:
-        db.session.rollback()
-        field_error(form, error, "level_id")
+        return membership_services.grant_level(db.session, member, level, ends_at=_end(form.ends_on.data),
+                                               note=form.note.data or None)
+
+    grant = submit(form, grant_it, default_field="level_id")
+    if grant is None:
         return _member_page(member, form, 422)
-    db.session.commit()
-    flash(f"{member.email} now has “{level.name}”.")
+    flash(f"{member.email} now has “{grant.level.name}”.")
     return redirect(url_for("admin.member", member_id=member.id))
 
 
@@ -101,8 +97,12 @@ def member_grant_page(member_id: int, grant_id: int):
     grant = _grant(member, grant_id)
     extend = ExtendForm(formdata=None, data={"ends_on": (grant.ends_at - timedelta(days=1)).date()
                                              if grant.ends_at else None})
-    return render_template("admin/grant.html", member=member, grant=grant, extend=extend, revoke=RevokeForm(),
-                           source_label=source_label)
+    return _grant_page(member, grant, extend, RevokeForm(formdata=None))
+
+
+def _grant_page(member: Member, grant: Grant, extend: ExtendForm, revoke: RevokeForm, status: int = 200):
+    return render_template("admin/grant.html", member=member, grant=grant, extend=extend, revoke=revoke,
+                           source_label=source_label), status
 
 
 @bp.post("/members/<int:member_id>/grants/<int:grant_id>/extend")
@@ -110,19 +110,11 @@ def member_grant_extend(member_id: int, grant_id: int):
     member = _member(member_id)
     grant = _grant(member, grant_id)
     form = ExtendForm()
-    if form.validate():
-        try:
-            services.extend_grant(db.session, grant, end_of(form.ends_on.data) if form.ends_on.data else None)
-        except CoursegateError as error:
-            db.session.rollback()
-            field_error(form, error)
-        else:
-            db.session.commit()
-            until = form.ends_on.data.isoformat() if form.ends_on.data else "no end"
-            flash(f"“{grant.level.name}” for {member.email} now runs until {until}.")
-            return redirect(url_for("admin.member", member_id=member.id))
-    return render_template("admin/grant.html", member=member, grant=grant, extend=form, revoke=RevokeForm(),
-                           source_label=source_label), 422
+    if submit(form, lambda: services.extend_grant(db.session, grant, _end(form.ends_on.data))):
+        until = form.ends_on.data.isoformat() if form.ends_on.data else "no end"
+        flash(f"“{grant.level.name}” for {member.email} now runs until {until}.")
+        return redirect(url_for("admin.member", member_id=member.id))
+    return _grant_page(member, grant, form, RevokeForm(formdata=None), 422)
 
 
 @bp.post("/members/<int:member_id>/grants/<int:grant_id>/revoke")
@@ -130,19 +122,10 @@ def member_grant_revoke(member_id: int, grant_id: int):
     member = _member(member_id)
     grant = _grant(member, grant_id)
     form = RevokeForm()
-    if form.validate():
-        try:
-            membership_services.revoke_grant(db.session, grant, form.reason.data)
-        except CoursegateError as error:
-            db.session.rollback()
-            field_error(form, error)
-        else:
-            db.session.commit()
-            flash(f"“{grant.level.name}” revoked for {member.email}. Other grants of that level are untouched.")
-            return redirect(url_for("admin.member", member_id=member.id))
-    extend = ExtendForm(formdata=None)
-    return render_template("admin/grant.html", member=member, grant=grant, extend=extend, revoke=form,
-                           source_label=source_label), 422
+    if submit(form, lambda: membership_services.revoke_grant(db.session, grant, form.reason.data)):
+        flash(f"“{grant.level.name}” revoked for {member.email}. Other grants of that level are untouched.")
+        return redirect(url_for("admin.member", member_id=member.id))
+    return _grant_page(member, grant, ExtendForm(formdata=None), form, 422)
 
 
 @bp.post("/members/<int:member_id>/welcome")

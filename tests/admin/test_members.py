@@ -225,3 +225,28 @@ def test_dashboard_figures_and_chart(admin, app):
     assert "<td>2026-05-19</td><td>0</td><td>1</td>" in page
     assert "<td>2026-05-17</td><td>1</td><td>0</td>" in page
     assert "2026-02-20" in page and "2026-02-19" not in page  # 90 days, today included
+
+
+def test_other_domains_can_add_a_panel_to_the_member_page_and_a_dashboard_figure(admin, app):
+    from jinja2 import ChoiceLoader, DictLoader
+
+    from admin import pages
+
+    app.jinja_env.loader = ChoiceLoader([DictLoader({"orders/_member.html": "<p>{{ panel.count }} orders of "
+                                                                             "{{ member.email }}</p>"}),
+                                         app.jinja_env.loader])
+    section = pages.MemberSection("Orders", "orders/_member.html", lambda session, member: {"count": 3})
+    figure = pages.DashboardCount("events needing attention", lambda session: 4)
+    pages.MEMBER_SECTIONS.append(section)
+    pages.DASHBOARD_COUNTS.append(figure)
+    try:
+        with app.app_context():
+            member = factories.make_member(email="jane@example.com")
+            db.session.commit()
+            member_id = member.id
+        page = admin.get(f"/admin/members/{member_id}").text
+        assert ">Orders</h2>" in page and "<p>3 orders of jane@example.com</p>" in page
+        assert re.search(r'<span class="figure">4</span>\s*events needing attention', admin.get("/admin/").text)
+    finally:
+        pages.MEMBER_SECTIONS.remove(section)
+        pages.DASHBOARD_COUNTS.remove(figure)
