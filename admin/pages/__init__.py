@@ -11,6 +11,7 @@ Later domains plug in here rather than editing the areas:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -24,7 +25,8 @@ from extensions import csrf, db
 
 T = TypeVar("T")
 
-bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp = Blueprint("admin", __name__, url_prefix="/admin", static_url_path="/static",
+               static_folder=os.path.join(os.path.dirname(os.path.dirname(__file__)), "static"))
 bp.before_request(csrf.protect)  # every POST carries the session's CSRF token, sign-in included
 bp.before_request(auth.require_owner)
 

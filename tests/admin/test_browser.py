@@ -233,3 +233,29 @@ def test_usable_on_a_tablet_and_with_the_keyboard(browser, live_server, owner, s
     assert page.evaluate("document.activeElement.id") == "q"
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
+
+
+def test_a_little_javascript_tidies_the_mapping_screen_and_copies_values(browser, live_server, app, owner):
+    from extensions import db
+    from tests import factories
+
+    with app.app_context():
+        factories.make_level(name="Pro")
+        integration = factories.make_integration(name="My ThriveCart")
+        db.session.commit()
+        integration_id = integration.id
+    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    sign_in(page)
+    page.goto(f"/admin/integrations/{integration_id}")
+    assert page.get_by_role("button", name="Copy Webhook URL").is_visible()
+
+    page.goto(f"/admin/integrations/{integration_id}/products/12")
+    per_option = page.get_by_role("table", name="Levels per pricing option")
+    every_option = page.get_by_role("group", name="Levels for every pricing option")
+    assert every_option.is_visible() and not per_option.is_visible()
+    page.get_by_label("A level per pricing option").check()
+    assert per_option.is_visible() and not every_option.is_visible()
+    assert errors == []  # nothing refused by the Content-Security-Policy, no script errors
