@@ -28,9 +28,12 @@ pytestmark = [
 ]
 
 
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the test extras)")
+expect = sync_api.expect
+
+
 @pytest.fixture
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (test extras)")
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -101,7 +104,7 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     page.goto("/admin/login")
     shots(page, "01-sign-in")
     sign_in(page)
-    assert page.get_by_role("heading", name="Dashboard").is_visible()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     assert page.locator("svg.chart polyline").count() == 2
     shots(page, "02-dashboard")
 
@@ -112,7 +115,7 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     page.get_by_label("Slug").fill("mobile-app-pro")
     page.get_by_label("Status").select_option("published")
     page.get_by_role("button", name="Create course").click()
-    assert page.get_by_text("Course “Mobile App Pro” created (published).").is_visible()
+    expect(page.get_by_text("Course “Mobile App Pro” created (published).")).to_be_visible()
     shots(page, "03-courses")
 
     for name, slug in (("Pro", "pro"), ("Bonus Pack", "bonus-pack"), ("VIP Coaching", "vip-coaching")):
@@ -122,7 +125,7 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
         page.get_by_label("Slug").fill(slug)
         page.get_by_label("Mobile App Pro (published)").check()
         page.get_by_role("button", name="Create level").click()
-        assert page.get_by_text(f"Level “{name}” created.").is_visible()
+        expect(page.get_by_text(f"Level “{name}” created.")).to_be_visible()
     shots(page, "04-levels")
 
     # The ThriveCart integration: its webhook URL and secret, shown once.
@@ -148,7 +151,7 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     page.get_by_label("Upsell id, row 1", exact=True).fill("3")
     page.get_by_label("Levels for upsell id, row 1").select_option(label="VIP Coaching")
     page.get_by_role("button", name="Save product").click()
-    assert page.get_by_text("Product 12 saved").is_visible()
+    expect(page.get_by_text("Product 12 saved")).to_be_visible()
     shots(page, "06-product-mapping")
     with app.app_context():
         def unlocks(item_type, product_id):
@@ -158,7 +161,7 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
         assert unlocks("bump", "12") == ["Bonus Pack"]
         assert unlocks("upsell", "3") == ["VIP Coaching"]
     page.get_by_role("link", name="← My ThriveCart").click()
-    assert page.get_by_role("link", name="Product 12").is_visible()
+    expect(page.get_by_role("link", name="Product 12")).to_be_visible()
     shots(page, "07-integration")
 
     # A member: find her, grant a level, then revoke it with a reason.
@@ -170,22 +173,22 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     page.get_by_label("Level", exact=True).select_option(label="VIP Coaching")
     page.get_by_label("Reason").fill("Won the webinar raffle")
     page.get_by_role("button", name="Grant level").click()
-    assert page.get_by_text("jane.buyer@example.com now has “VIP Coaching”.").is_visible()
+    expect(page.get_by_text("jane.buyer@example.com now has “VIP Coaching”.")).to_be_visible()
     grants = page.get_by_role("table", name="Grants of jane.buyer@example.com")
-    assert grants.get_by_role("row").filter(has_text="VIP Coaching").get_by_text("active").is_visible()
+    expect(grants.get_by_role("row").filter(has_text="VIP Coaching").get_by_text("active")).to_be_visible()
     page.get_by_role("button", name="Resend the welcome email").click()
-    assert page.get_by_text("is on its way").is_visible()
+    expect(page.get_by_text("is on its way")).to_be_visible()
     shots(page, "09-member")
 
     page.get_by_role("link", name=re.compile(r"Extend or revoke VIP Coaching")).click()
     shots(page, "10-grant")
     page.get_by_label("Reason").fill("Raffle entry was a duplicate")
     page.get_by_role("button", name="Revoke access").click()
-    assert page.get_by_text("“VIP Coaching” revoked for jane.buyer@example.com.").is_visible()
+    expect(page.get_by_text("“VIP Coaching” revoked for jane.buyer@example.com.")).to_be_visible()
     row = page.get_by_role("table", name="Grants of jane.buyer@example.com").get_by_role("row").filter(
         has_text="VIP Coaching")
-    assert row.get_by_text("revoked", exact=True).is_visible()
-    assert row.get_by_text("Raffle entry was a duplicate").is_visible()
+    expect(row.get_by_text("revoked", exact=True)).to_be_visible()
+    expect(row.get_by_text("Raffle entry was a duplicate")).to_be_visible()
 
     page.get_by_role("link", name="Emails").click()
     shots(page, "11-emails")
@@ -200,7 +203,7 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     shots(page, "13-api-keys")
 
     page.get_by_role("button", name="Sign out").click()
-    assert page.get_by_text("You are signed out.").is_visible()
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
     page.goto("/admin/members")
     assert "/admin/login" in page.url
 
@@ -212,7 +215,7 @@ def test_sign_in_lockout_in_the_browser(browser, live_server, owner):
         page.get_by_label("Email").fill(OWNER_EMAIL)
         page.get_by_label("Password").fill("wrong password")
         page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_role("alert").filter(has_text="locked").is_visible()
+    expect(page.get_by_role("alert").filter(has_text="locked")).to_be_visible()
 
 
 def test_usable_on_a_tablet_and_with_the_keyboard(browser, live_server, owner, shots):
@@ -250,12 +253,14 @@ def test_a_little_javascript_tidies_the_mapping_screen_and_copies_values(browser
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     sign_in(page)
     page.goto(f"/admin/integrations/{integration_id}")
-    assert page.get_by_role("button", name="Copy Webhook URL").is_visible()
+    expect(page.get_by_role("button", name="Copy Webhook URL")).to_be_visible()
 
     page.goto(f"/admin/integrations/{integration_id}/products/12")
     per_option = page.get_by_role("table", name="Levels per pricing option")
     every_option = page.get_by_role("group", name="Levels for every pricing option")
-    assert every_option.is_visible() and not per_option.is_visible()
+    expect(every_option).to_be_visible()
+    expect(per_option).to_be_hidden()
     page.get_by_label("A level per pricing option").check()
-    assert per_option.is_visible() and not every_option.is_visible()
+    expect(per_option).to_be_visible()
+    expect(every_option).to_be_hidden()
     assert errors == []  # nothing refused by the Content-Security-Policy, no script errors
