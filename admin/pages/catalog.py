@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
 from admin.forms import CourseForm, LevelForm
@@ -17,7 +18,7 @@ from membership.models import Course, CourseStatus, Level
 
 @bp.get("/courses")
 def courses():
-    page = paginate(select(Course).order_by(Course.id.desc()))
+    page = paginate(select(Course).options(selectinload(Course.levels)).order_by(Course.id.desc()))
     return render_template("admin/courses.html", page=page)
 
 
@@ -69,7 +70,7 @@ def _course_choices() -> list[SelectChoice]:
 
 @bp.get("/levels")
 def levels():
-    page = paginate(select(Level).order_by(Level.id.desc()))
+    page = paginate(select(Level).options(selectinload(Level.courses)).order_by(Level.id.desc()))
     return render_template("admin/levels.html", page=page)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
 from admin import services
@@ -20,7 +21,7 @@ BLANK_FUNNEL_ROWS = 2
 
 @bp.get("/integrations")
 def integrations():
-    page = paginate(select(Integration).order_by(Integration.id.desc()))
+    page = paginate(select(Integration).options(selectinload(Integration.rules)).order_by(Integration.id.desc()))
     return render_template("admin/integrations.html", page=page, webhook_url=rules.webhook_url)
 
 
