@@ -12,6 +12,7 @@ from admin import services
 from admin.forms import ExtendForm, GrantForm, RevokeForm
 from admin.pages import MEMBER_SECTIONS, bp, paginate, submit
 from extensions import db
+from fulfillment.models import Integration
 from membership import courses as catalogue
 from membership import services as membership_services
 from membership.errors import MemberNotFound
@@ -63,9 +64,12 @@ def _member_page(member: Member, grant_form: GrantForm | None = None, status: in
 
 
 def source_label(grant: Grant) -> str:
+    """Where a grant came from, in the owner's words: the cart and order, or by hand."""
     if grant.source_kind == GrantSourceKind.ORDER:
+        integration = db.session.get(Integration, grant.integration_id) if grant.integration_id else None
+        cart = f"{integration.name}: " if integration else ""
         line = f", {grant.line_ref}" if grant.line_ref else ""
-        return f"Order {grant.order_ref}{line}"
+        return f"{cart}order {grant.order_ref}{line}"
     return {"manual": "Added by hand"}.get(grant.source_kind, grant.source_kind.replace("_", " ").capitalize())
 
 

@@ -45,7 +45,7 @@ def test_member_page_shows_grants_with_source_dates_status_and_emails(admin, app
         member = factories.make_member(email="jane@example.com", name="Jane Buyer")
         gold = factories.make_level(name="Gold")
         bonus = factories.make_level(name="Bonus")
-        integration = factories.make_integration()
+        integration = factories.make_integration(name="Main cart")
         factories.grant(member, gold, source_kind="order", integration_id=integration.id, order_ref="23370556",
                         line_ref="product-12")
         revoked = factories.grant(member, bonus, note="comp")
@@ -55,7 +55,7 @@ def test_member_page_shows_grants_with_source_dates_status_and_emails(admin, app
         member_id = member.id
     page = admin.get(f"/admin/members/{member_id}").text
     assert "Jane Buyer" in page and "jane@example.com" in page
-    assert "Order 23370556, product-12" in page
+    assert "Main cart: order 23370556, product-12" in page
     assert "Added by hand" in page and "comp" in page
     assert "refund requested" in page and "revoked" in page
     assert "Welcome to Test Academy: your login link" in page
