@@ -147,6 +147,11 @@ class MappingForm(FlaskForm):
         return ok
 
 
+class MemberForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(REQUIRED), Length(max=320)], filters=[strip])
+    name = StringField("Name", validators=[Optional(), Length(max=200)], filters=[strip])
+
+
 class GrantForm(FlaskForm):
     level_id = SelectField("Level", coerce=int, validators=[DataRequired("Choose a level.")])
     ends_on = DateField("Access until (inclusive, UTC)", validators=[Optional()],

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from admin import services
-from admin.forms import ExtendForm, GrantForm, RevokeForm
-from admin.pages import MEMBER_SECTIONS, bp, paginate, submit
+from admin.forms import ExtendForm, GrantForm, MemberForm, RevokeForm
+from admin.pages import MEMBER_SECTIONS, bp, form_status, paginate, submit
 from extensions import db
 from fulfillment.models import Integration
 from membership import courses as catalogue
@@ -45,6 +45,19 @@ def members():
     q = request.args.get("q", "").strip()[:320]
     page = paginate(services.search_members(q), per_page=PER_PAGE)
     return render_template("admin/members.html", page=page, q=q)
+
+
+@bp.route("/members/new", methods=["GET", "POST"])
+def member_new():
+    """Add a member by hand (no email is sent: grant a level, then resend the welcome email if wanted)."""
+    form = MemberForm()
+    member = submit(form, lambda: membership_services.create_member(db.session, form.email.data,
+                                                                    name=form.name.data or ""),
+                    default_field="email")
+    if member:
+        flash(f"Member {member.email} added.")
+        return redirect(url_for("admin.member", member_id=member.id))
+    return render_template("admin/member_new.html", form=form), form_status(form)
 
 
 def _grant_form() -> GrantForm:

@@ -61,6 +61,10 @@ def new_page(browser, live_server, *, width: int = 1280, height: int = 900):
     return page
 
 
+def nav(page, label: str):
+    return page.get_by_role("navigation", name="Admin").get_by_role("link", name=label, exact=True)
+
+
 def sign_in(page) -> None:
     page.goto("/admin/")
     assert "/admin/login" in page.url
@@ -93,12 +97,8 @@ def seed_history(app) -> None:
 def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, app, owner, shots):
     from extensions import db
     from fulfillment import rules
-    from tests import factories
 
     seed_history(app)
-    with app.app_context():
-        factories.make_member(email="jane.buyer@example.com", name="Jane Buyer")
-        db.session.commit()
 
     page = new_page(browser, live_server)
     page.goto("/admin/login")
@@ -109,7 +109,7 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     shots(page, "02-dashboard")
 
     # A course, published straight away, and the levels a purchase unlocks.
-    page.get_by_role("link", name="Courses").click()
+    nav(page, "Courses").click()
     page.get_by_role("link", name="Add a course").click()
     page.get_by_label("Title").fill("Mobile App Pro")
     page.get_by_label("Slug").fill("mobile-app-pro")
@@ -119,7 +119,7 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     shots(page, "03-courses")
 
     for name, slug in (("Pro", "pro"), ("Bonus Pack", "bonus-pack"), ("VIP Coaching", "vip-coaching")):
-        page.get_by_role("link", name="Levels").click()
+        nav(page, "Levels").click()
         page.get_by_role("link", name="Add a level").click()
         page.get_by_label("Name").fill(name)
         page.get_by_label("Slug").fill(slug)
@@ -129,7 +129,7 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     shots(page, "04-levels")
 
     # The ThriveCart integration: its webhook URL and secret, shown once.
-    page.get_by_role("link", name="Integrations").click()
+    nav(page, "Integrations").click()
     page.get_by_role("link", name="Connect a cart").click()
     page.get_by_label("Cart", exact=True).select_option("thrivecart")
     page.get_by_label("Name").fill("My ThriveCart")
@@ -164,8 +164,17 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     expect(page.get_by_role("link", name="Product 12")).to_be_visible()
     shots(page, "07-integration")
 
-    # A member: find her, grant a level, then revoke it with a reason.
-    page.get_by_role("link", name="Members").click()
+    # TODO(issue 3): post the real ThriveCart fixture to webhook_url here, watch the member appear with three
+    # grants (product, bump, upsell), revoke one, and replay the event from the delivery log.
+
+    # A member: add her by hand, find her, grant a level, then revoke it with a reason.
+    nav(page, "Members").click()
+    page.get_by_role("link", name="Add a member").click()
+    page.get_by_label("Email").fill("Jane.Buyer@example.com")
+    page.get_by_label("Name").fill("Jane Buyer")
+    page.get_by_role("button", name="Add member").click()
+    expect(page.get_by_text("Member jane.buyer@example.com added.")).to_be_visible()
+    nav(page, "Members").click()
     page.get_by_label("Search by email or name").fill("jane")
     page.get_by_role("button", name="Search").click()
     shots(page, "08-members")
@@ -190,12 +199,12 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     expect(row.get_by_text("revoked", exact=True)).to_be_visible()
     expect(row.get_by_text("Raffle entry was a duplicate")).to_be_visible()
 
-    page.get_by_role("link", name="Emails").click()
+    nav(page, "Emails").click()
     shots(page, "11-emails")
     page.get_by_role("link", name="Preview every email template").click()
     page.get_by_role("link", name="welcome").click()
     shots(page, "12-email-preview")
-    page.get_by_role("link", name="API keys").click()
+    nav(page, "API keys").click()
     page.get_by_label("Name").fill("my WordPress site")
     page.get_by_role("button", name="Create key").click()
     assert page.get_by_label("Your new API key").input_value().startswith("cg_")
@@ -228,12 +237,12 @@ def test_usable_on_a_tablet_and_with_the_keyboard(browser, live_server, owner, s
     page.goto("/admin/members")
     shots(page, "14-members-tablet")
 
-    # The first Tab lands on "Skip to content"; following it moves focus to the page's main content.
+    # The first Tab lands on "Skip to content"; following it moves focus to the page's main content, past the menu.
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent.trim()") == "Skip to content"
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.id") == "q"
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Add a member"
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
 

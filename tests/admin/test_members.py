@@ -250,3 +250,16 @@ def test_other_domains_can_add_a_panel_to_the_member_page_and_a_dashboard_figure
     finally:
         pages.MEMBER_SECTIONS.remove(section)
         pages.DASHBOARD_COUNTS.remove(figure)
+
+
+def test_add_a_member_by_hand(admin, app):
+    response = admin.post("/admin/members/new", {"email": "  Jane@Example.COM ", "name": "Jane"})
+    assert response.status_code == 302
+    page = admin.get(response.location).text
+    assert "Member jane@example.com added." in page
+    duplicate = admin.post("/admin/members/new", {"email": "jane@example.com", "name": "Other"})
+    assert duplicate.status_code == 422 and "A member with that email already exists." in duplicate.text
+    invalid = admin.post("/admin/members/new", {"email": "not-an-email"})
+    assert invalid.status_code == 422 and "is not a usable email address." in invalid.text
+    with app.app_context():
+        assert db.session.scalar(select(OutboundEmail)) is None  # adding someone sends nothing
