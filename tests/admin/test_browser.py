@@ -247,7 +247,7 @@ def test_usable_on_a_tablet_and_with_the_keyboard(browser, live_server, owner, s
     assert outline != "none"
 
 
-def test_a_little_javascript_tidies_the_mapping_screen_and_copies_values(browser, live_server, app, owner):
+def test_a_little_javascript_tidies_the_mapping_screen_and_adds_copy_buttons(browser, live_server, app, owner):
     from extensions import db
     from tests import factories
 
