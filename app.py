@@ -78,6 +78,7 @@ def register_extensions(app: Flask) -> None:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("memberSession", {"type": "apiKey", "in": "cookie", "name": "session"})
     # Importing the models registers every table on the metadata (migrations and create_all need all).
+    import admin.models  # noqa: F401
     import emails.models  # noqa: F401
     import fulfillment.models  # noqa: F401
     import keap.models  # noqa: F401
@@ -119,6 +120,9 @@ def register_blueprints(app: Flask) -> None:
 
     if on_member_email_changed not in member_services.email_change_listeners:
         member_services.email_change_listeners.append(on_member_email_changed)
+    from admin.pages import bp as admin_pages
+
+    app.register_blueprint(admin_pages)
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]
@@ -132,6 +136,9 @@ def register_cli(app: Flask) -> None:
 
     for group in (api_keys_cli, members_cli, emails_cli, jobs_cli, automations_cli):
         app.cli.add_command(group)
+    from admin.cli import owners_cli
+
+    app.cli.add_command(owners_cli)
 
 
 def wants_json() -> bool:

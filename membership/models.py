@@ -80,6 +80,9 @@ class Member(db.Model):
     __table_args__ = (
         # The service normalises; the database refuses anything that slipped past it.
         CheckConstraint("email = lower(trim(email))", name="email_normalised"),
+        # The admin's member search (LIKE '%...%' on email or name); trigram GIN on PostgreSQL.
+        Index("ix_members_email_trgm", "email", postgresql_using="gin", postgresql_ops={"email": "gin_trgm_ops"}),
+        Index("ix_members_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -112,6 +115,7 @@ class Grant(db.Model):
         Index("ix_grants_member_level_status", "member_id", "level_id", "status"),
         Index("ix_grants_integration_order", "integration_id", "order_ref"),
         Index("ix_grants_subscription", "integration_id", "subscription_ref"),
+        Index("ix_grants_revoked_at", "revoked_at"),  # the admin dashboard's revocations per day
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,0 +1,1 @@
+"""The owner's admin: server-rendered pages under /admin and the ``flask owners`` CLI group."""

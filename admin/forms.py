@@ -1,0 +1,170 @@
+"""Flask-WTF forms for the admin pages. The CSRF token is checked for every POST by the blueprint
+(``csrf.protect``); the forms add field validation with messages an owner can act on."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (BooleanField, DateField, FieldList, Form, FormField, IntegerField, PasswordField,
+                     RadioField, SelectChoice, SelectField, SelectMultipleField, StringField, URLField)
+from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+SLUG_RULE = Regexp(r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+                   message="Use lower-case letters, digits and single hyphens, e.g. 'pro-course'.")
+REQUIRED = "This field is required."
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A list of checkboxes: easier to use than a multi-select on a tablet and with a keyboard."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class SignInForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(REQUIRED), Length(max=320)], filters=[strip])
+    password = PasswordField("Password", validators=[DataRequired(REQUIRED)])
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(REQUIRED), Length(max=100)], filters=[strip],
+                       description="What uses this key, e.g. 'my WordPress site'.")
+
+
+class CourseForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
+    slug = StringField("Slug", validators=[DataRequired(REQUIRED), Length(max=100), SLUG_RULE], filters=[strip],
+                       description="Used in the access check (?course=…). Lower-case letters, digits, hyphens.")
+    status = SelectField("Status", choices=[SelectChoice("draft", "Draft"), SelectChoice("published", "Published")], default="draft")
+
+
+class LevelForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
+    slug = StringField("Slug", validators=[DataRequired(REQUIRED), Length(max=100), SLUG_RULE], filters=[strip])
+    course_ids = MultiCheckboxField("Courses this level opens", coerce=int)
+    duration_days = IntegerField("Days of access", validators=[Optional(), NumberRange(min=1, max=36500)],
+                                 description="Leave empty for lifetime access.")
+
+
+KIND_CHOICES = [SelectChoice("thrivecart", "ThriveCart"), SelectChoice("stripe", "Stripe"),
+                SelectChoice("generic", "Another cart (signed webhook)")]
+CANCEL_CHOICES = [SelectChoice("period_end", "At the end of the paid period"), SelectChoice("immediately", "Immediately")]
+
+
+class IntegrationSettingsForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
+    secret = StringField("Secret", validators=[Optional(), Length(min=8, max=255)], filters=[strip],
+                         description="ThriveCart: your secret word (Settings → API & webhooks). Stripe: the "
+                                     "whsec_… signing secret. Another cart: leave empty to generate one. "
+                                     "Leave empty when editing to keep the current secret.")
+    api_key = StringField("Stripe restricted API key", validators=[Optional(), Length(max=255)], filters=[strip],
+                          description="Stripe only: lets Coursegate read a Checkout Session's line items.")
+    accept_test_orders = BooleanField("Grant access for test orders")
+    cancel_access = SelectField("When a subscription is cancelled, end access", choices=CANCEL_CHOICES)
+    grace_days = IntegerField("Grace days after a failed payment", default=7,
+                              validators=[Optional(), NumberRange(min=0, max=90)])
+    card_update_url = URLField("Card update page", validators=[Optional(), URL(require_tld=False), Length(max=500)],
+                               filters=[strip], description="Where a failed-payment email sends the member.")
+
+    def settings(self) -> dict:
+        data = {"name": self.name.data, "accept_test_orders": self.accept_test_orders.data,
+                "cancel_access": self.cancel_access.data,
+                "grace_days": 7 if self.grace_days.data is None else self.grace_days.data,
+                "card_update_url": self.card_update_url.data or None}
+        if self.secret.data:
+            data["secret"] = self.secret.data
+        if self.api_key.data:
+            data["api_key"] = self.api_key.data
+        return data
+
+
+class IntegrationForm(IntegrationSettingsForm):
+    kind = SelectField("Cart", choices=KIND_CHOICES, default="thrivecart")
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.kind.data in ("thrivecart", "stripe") and not self.secret.data:
+            self.secret.errors = [*self.secret.errors, "Enter the secret the cart signs its webhooks with."]
+            ok = False
+        return ok
+
+    def settings(self) -> dict:
+        return {"kind": self.kind.data, **super().settings()}
+
+
+class ProductPickForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET form: it only navigates
+
+    product_id = StringField("Cart product id", validators=[DataRequired(REQUIRED), Length(max=100)],
+                             filters=[strip], description="ThriveCart: the number in the product's URL, e.g. 12.")
+
+
+class OptionRow(Form):
+    ref = StringField("Id", validators=[Optional(), Length(max=100)], filters=[strip])
+    level_ids = SelectMultipleField("Levels", coerce=int)
+
+    def validate_level_ids(self, field):
+        if self.ref.data and not field.data:
+            raise ValidationError("Choose at least one level, or clear the id to remove this row.")
+        if field.data and not self.ref.data:
+            raise ValidationError("Enter the id this row is for.")
+
+
+class MappingForm(FlaskForm):
+    mode = RadioField("Pricing options", default="all", choices=[
+        SelectChoice("all", "The same level(s) for every pricing option"),
+        SelectChoice("per_option", "A level per pricing option"),
+    ])
+    level_ids = MultiCheckboxField("Levels for every pricing option", coerce=int)
+    options = FieldList(FormField(OptionRow), label="Levels per pricing option")
+    bump_level_ids = SelectMultipleField("Level(s) the bump unlocks", coerce=int)
+    upsells = FieldList(FormField(OptionRow), label="Upsells")
+    downsells = FieldList(FormField(OptionRow), label="Downsells")
+
+    def set_level_choices(self, choices: list[SelectChoice]) -> None:
+        self.level_ids.choices = choices
+        self.bump_level_ids.choices = choices
+        for rows in (self.options, self.upsells, self.downsells):
+            for row in rows:
+                row.form.level_ids.choices = choices
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.mode.data == "per_option" and not any(row.form.ref.data for row in self.options):
+            self.options.errors.append("Add at least one pricing option, or choose the same levels for all.")
+            ok = False
+        for rows in (self.options, self.upsells, self.downsells):
+            refs = [row.form.ref.data for row in rows if row.form.ref.data]
+            duplicates = sorted({ref for ref in refs if refs.count(ref) > 1})
+            if duplicates:
+                rows.errors.append(f"Each id once, please: {', '.join(duplicates)} appears more than once.")
+                ok = False
+        return ok
+
+
+class MemberForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(REQUIRED), Length(max=320)], filters=[strip])
+    name = StringField("Name", validators=[Optional(), Length(max=200)], filters=[strip])
+
+
+class GrantForm(FlaskForm):
+    level_id = SelectField("Level", coerce=int, validators=[DataRequired("Choose a level.")])
+    ends_on = DateField("Access until (inclusive, UTC)", validators=[Optional()],
+                        description="Leave empty for the level's own duration (or lifetime).")
+    note = StringField("Reason", validators=[Optional(), Length(max=500)], filters=[strip])
+
+
+class ExtendForm(FlaskForm):
+    ends_on = DateField("New last day of access (UTC)", validators=[Optional()],
+                        description="Leave empty for no end.")
+
+
+class RevokeForm(FlaskForm):
+    reason = StringField("Reason", validators=[DataRequired("Say why, for the member's record."), Length(max=200)],
+                         filters=[strip])
+

@@ -1,0 +1,85 @@
+"""Sign in and out, and the owner's API keys."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+import timeutil
+from admin import auth
+from admin.forms import ApiKeyForm, SignInForm
+from admin.pages import bp, paginate
+from errors import CoursegateError
+from extensions import db
+from membership.auth import create_api_key
+from membership.models import ApiKey
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the admin: never an open redirect."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and parts.path.startswith("/admin") and "\\" not in target:
+            return target
+    return url_for("admin.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = SignInForm()
+    if auth.current_owner() is not None and request.method == "GET":
+        return redirect(_safe_next(request.args.get("next")))
+    error = None
+    status = 200
+    if form.validate_on_submit():
+        try:
+            owner = auth.authenticate(db.session, form.email.data, form.password.data)
+        except CoursegateError as failure:
+            db.session.commit()  # keep the failure count
+            error, status = failure.message, failure.status
+        else:
+            db.session.commit()
+            auth.sign_in(owner)
+            return redirect(_safe_next(request.args.get("next")))
+    elif request.method == "POST":
+        status = 422
+    return render_template("admin/login.html", form=form, error=error), status
+
+
+@bp.post("/logout")
+def logout():
+    auth.sign_out()
+    flash("You are signed out.")
+    return redirect(url_for("admin.login"))
+
+
+@bp.get("/api-keys")
+def api_keys():
+    page = paginate(select(ApiKey).order_by(ApiKey.revoked_at.is_not(None), ApiKey.id.desc()))
+    return render_template("admin/api_keys.html", page=page, form=ApiKeyForm())
+
+
+@bp.post("/api-keys")
+def create_key():
+    form = ApiKeyForm()
+    if not form.validate():
+        page = paginate(select(ApiKey).order_by(ApiKey.revoked_at.is_not(None), ApiKey.id.desc()))
+        return render_template("admin/api_keys.html", page=page, form=form), 422
+    row, key = create_api_key(db.session, form.name.data)
+    db.session.commit()
+    # Rendered, not redirected: the key is in this one response and nowhere else (not in the session cookie).
+    return render_template("admin/api_key_created.html", row=row, key=key)
+
+
+@bp.post("/api-keys/<int:key_id>/revoke")
+def revoke_key(key_id: int):
+    row = db.session.get(ApiKey, key_id)
+    if row is None:
+        abort(404)
+    if row.revoked_at is None:
+        row.revoked_at = timeutil.now()
+        db.session.commit()
+        flash(f"The key “{row.name}” ({row.prefix}…) is revoked; calls with it now fail.")
+    return redirect(url_for("admin.api_keys"))
