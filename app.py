@@ -80,10 +80,14 @@ def register_blueprints(app: Flask) -> None:
     from fulfillment.api import blp as fulfillment_api
     from membership.api import blp as membership_api
     from membership.pages import bp as member_pages
+    from fulfillment.webhooks import bp as webhooks
 
     for blueprint in (membership_api, fulfillment_api):
         api.register_blueprint(blueprint)
     app.register_blueprint(member_pages)
+    app.register_blueprint(webhooks)
+    from fulfillment.webhooks import document as document_webhooks
+    document_webhooks(app, api.spec)
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]
@@ -96,9 +100,11 @@ def register_blueprints(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     from emails.cli import emails_cli
     from membership.cli import api_keys_cli, members_cli
+    from fulfillment.cli import webhooks_cli
 
     for group in (api_keys_cli, members_cli, emails_cli):
         app.cli.add_command(group)
+    app.cli.add_command(webhooks_cli)
 
 
 def wants_json() -> bool:

@@ -1,0 +1,423 @@
+"""Cart events -> grants. Store first, then process; every function flushes and never commits.
+
+``receive`` stores a delivery (deduplicated by a unique key) and processes it in the same transaction;
+``replay`` processes a stored event again (after the owner added a rule, say). Processing is idempotent:
+a grant is keyed by its order line (unique in the database), refunds and cancellations are kept as
+:class:`OrderAdjustment` rows so they also apply to an order that arrives after them, and the welcome
+email is queued only for a member this delivery created.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, lazyload
+
+import timeutil
+from emails import services as email_services
+from errors import CoursegateError
+from fulfillment import clients, parsers
+from fulfillment.errors import EventNotReplayable, IntegrationNotFound
+from fulfillment.models import (AdjustmentKind, CancelAccess, EventStatus, Integration, IntegrationKind,
+                                OrderAdjustment, WebhookEvent)
+from fulfillment.parsers import Action, Line, OrderEvent
+from fulfillment.rules import levels_for_item
+from membership import services as membership
+from membership.errors import InvalidEmail
+from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
+
+logger = logging.getLogger(__name__)
+
+REASON_REFUNDED = "refunded"
+REASON_CANCELLED = "cancelled"
+REASON_PAYMENT_FAILED = "payment_failed"
+OPEN_STATUSES = (GrantStatus.ACTIVE, GrantStatus.PAST_DUE, GrantStatus.PAUSED, GrantStatus.EXPIRED)
+
+
+# --- receiving ----------------------------------------------------------------------------------------
+
+def receive(session: Session, integration: Integration, event: OrderEvent, *, body: str, content_type: str,
+            headers: dict) -> WebhookEvent:
+    """Store one authenticated delivery, then process it. A redelivery is stored as ``duplicate``."""
+    row = WebhookEvent(integration_id=integration.id, provider=integration.kind, event_type=event.event_type[:100],
+                       dedupe_key=event.dedupe_key, status=EventStatus.RECEIVED, test_mode=event.test_mode,
+                       email=_short((event.email or "").strip().lower(), 320), order_ref=_short(event.order_ref, 100),
+                       content_type=content_type[:100], body=body, headers=headers)
+    if event.dedupe_key is not None:
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            return _store_duplicate(session, integration, event, row)
+    else:
+        session.add(row)
+        session.flush()
+    process(session, row, integration, event)
+    return row
+
+
+def _store_duplicate(session: Session, integration: Integration, event: OrderEvent,
+                     row: WebhookEvent) -> WebhookEvent:
+    original = session.scalar(select(WebhookEvent).where(WebhookEvent.integration_id == integration.id,
+                                                         WebhookEvent.dedupe_key == event.dedupe_key))
+    duplicate = WebhookEvent(integration_id=integration.id, provider=row.provider, event_type=row.event_type,
+                             dedupe_key=None, duplicate_of_id=original.id if original else None,
+                             status=EventStatus.DUPLICATE, test_mode=row.test_mode, email=row.email,
+                             order_ref=row.order_ref, content_type=row.content_type, body=row.body,
+                             headers=row.headers, processed_at=timeutil.now())
+    session.add(duplicate)
+    session.flush()
+    if original is not None and original.status == EventStatus.FAILED:
+        # The cart retried something that failed on our side: this retry is the replay.
+        process(session, original, integration, event)
+        duplicate.last_error = f"Retried event {original.id}: {original.status}."
+        session.flush()
+    return duplicate
+
+
+def _short(value: str | None, length: int) -> str | None:
+    return value[:length] if value else None
+
+
+def process(session: Session, row: WebhookEvent, integration: Integration, event: OrderEvent) -> WebhookEvent:
+    """Apply ``event`` and record the outcome on ``row``. Errors become ``failed`` with ``last_error``."""
+    row.attempts += 1
+    try:
+        with session.begin_nested():
+            status, message = _apply(session, row, integration, event)
+    except InvalidEmail as error:
+        status, message = EventStatus.NEEDS_ATTENTION, error.message
+    except CoursegateError as error:
+        status, message = EventStatus.FAILED, f"{error.code}: {error.message}"
+    except Exception as error:  # a bug or a database error: keep the delivery, show the owner, let it be replayed
+        logger.exception("webhook event %s (integration %s) failed", row.id, integration.id)
+        status, message = EventStatus.FAILED, f"{type(error).__name__}: {error}"
+    row.status = status
+    row.last_error = message[:1000] if message else None
+    row.processed_at = timeutil.now()
+    session.flush()
+    return row
+
+
+def _apply(session: Session, row: WebhookEvent, integration: Integration,
+           event: OrderEvent) -> tuple[str, str | None]:
+    if event.action == Action.IGNORED:
+        return EventStatus.IGNORED, event.note
+    if event.test_mode and not integration.accept_test_orders:
+        return EventStatus.IGNORED, ("Test-mode delivery: recorded, nothing granted (the integration does not "
+                                     "accept test orders).")
+    if event.problem:
+        return EventStatus.NEEDS_ATTENTION, event.problem
+    handler = HANDLERS[event.action]
+    return handler(session, row, integration, event)
+
+
+# --- orders ---------------------------------------------------------------------------------------------
+
+def _levels_for(session: Session, integration: Integration, line: Line) -> list[Level]:
+    levels = levels_for_item(session, integration.id, line.item_type, line.product_id, line.pricing_option_id)
+    if not levels and line.alt_product_id:
+        levels = levels_for_item(session, integration.id, line.item_type, line.alt_product_id, None)
+    return levels
+
+
+def _adjustments(session: Session, integration: Integration, kind: str, order_ref: str | None,
+                 subscription_refs: set[str]) -> list[OrderAdjustment]:
+    conditions = []
+    if order_ref:
+        conditions.append(OrderAdjustment.order_ref == order_ref)
+    if subscription_refs:
+        conditions.append(OrderAdjustment.subscription_ref.in_(subscription_refs))
+    if not conditions:
+        return []
+    return list(session.scalars(select(OrderAdjustment).where(
+        OrderAdjustment.integration_id == integration.id, OrderAdjustment.kind == kind, or_(*conditions))))
+
+
+def _applies_to(adjustment: OrderAdjustment, order_ref: str | None, line: Line) -> bool:
+    if adjustment.subscription_ref and adjustment.subscription_ref == line.subscription_ref:
+        return True
+    return adjustment.order_ref == order_ref and adjustment.line_ref in (None, line.line_ref)
+
+
+def _order_completed(session: Session, row: WebhookEvent, integration: Integration,
+                     event: OrderEvent) -> tuple[str, str | None]:
+    if event.checkout_session_id and not event.lines:
+        if not integration.api_key:
+            return EventStatus.NEEDS_ATTENTION, ("This Stripe integration has no api_key, so the session's line "
+                                                 "items cannot be read. Add one and replay the event.")
+        items = clients.checkout_line_items(integration, event.checkout_session_id)
+        event.lines = parsers.stripe_lines(items, event.subscription_ref)
+    if not event.order_ref:
+        return EventStatus.NEEDS_ATTENTION, "The order has no order id."
+
+    refunds = _adjustments(session, integration, AdjustmentKind.REFUND, event.order_ref, set())
+    lines = [line for line in event.lines if not any(_applies_to(a, event.order_ref, line) for a in refunds)]
+    skipped = len(event.lines) - len(lines)
+    mapped: list[tuple[Line, list[Level]]] = []
+    unmapped: list[Line] = []
+    for line in lines:
+        levels = _levels_for(session, integration, line)
+        if levels:
+            mapped.append((line, levels))
+        else:
+            unmapped.append(line)
+    if not mapped:
+        if not unmapped:
+            return EventStatus.PROCESSED, "Every item of this order was refunded before the order arrived."
+        return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=False)
+
+    member, created = membership.find_or_create_member(session, event.email or "", name=event.name)
+    existing = {(line_ref, level_id) for line_ref, level_id in session.execute(
+        select(Grant.line_ref, Grant.level_id).where(Grant.integration_id == integration.id,
+                                                     Grant.order_ref == event.order_ref))}
+    cancels = _adjustments(session, integration, AdjustmentKind.CANCEL, event.order_ref,
+                           {line.subscription_ref for line, _ in mapped if line.subscription_ref})
+    granted: list[Level] = []
+    for line, levels in mapped:
+        for level in levels:
+            if (line.line_ref, level.id) in existing:
+                continue
+            grant = _grant_once(session, member, level, integration, event, line)
+            if grant is None:
+                continue
+            existing.add((line.line_ref, level.id))
+            granted.append(level)
+            cancel = next((c for c in cancels if _applies_to(c, event.order_ref, line)), None)
+            if cancel is not None:
+                _cancel_grant(session, grant, cancel.effective_at)
+    if created:
+        membership.queue_welcome_email(session, member, list(dict.fromkeys(granted)))
+    notes = []
+    if skipped:
+        notes.append(f"{skipped} refunded item(s) not granted.")
+    if unmapped:
+        return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=True)
+    return EventStatus.PROCESSED, " ".join(notes) or None
+
+
+def _unmapped_message(lines: list[Line], *, partial: bool) -> str:
+    items = ", ".join(f"{line.line_ref}" + (f" (pricing option {line.pricing_option_id})"
+                                            if line.pricing_option_id else "") for line in lines)
+    done = "The other items were granted. " if partial else "No account was created. "
+    return f"No fulfillment rule maps {items}. {done}Add a rule, then replay this event."
+
+
+def _grant_once(session: Session, member: Member, level: Level, integration: Integration, event: OrderEvent,
+                line: Line) -> Grant | None:
+    """Grant one level for one order line, unless a concurrent delivery just did (unique source key)."""
+    try:
+        with session.begin_nested():
+            return membership.grant_level(session, member, level, source_kind=GrantSourceKind.ORDER,
+                                          integration_id=integration.id, order_ref=event.order_ref,
+                                          line_ref=line.line_ref, subscription_ref=line.subscription_ref)
+    except IntegrityError:
+        return None
+
+
+# --- refunds and cancellations ----------------------------------------------------------------------------
+
+def _record_adjustment(session: Session, row: WebhookEvent, integration: Integration, kind: str,
+                       event: OrderEvent, effective_at: datetime | None = None) -> None:
+    line_ref = event.lines[0].line_ref if event.lines else None
+    session.add(OrderAdjustment(integration_id=integration.id, kind=kind, order_ref=event.order_ref,
+                                line_ref=line_ref, subscription_ref=event.subscription_ref,
+                                effective_at=effective_at, event_id=row.id))
+    session.flush()
+
+
+def _line_refunded(session: Session, row: WebhookEvent, integration: Integration,
+                   event: OrderEvent) -> tuple[str, str | None]:
+    _record_adjustment(session, row, integration, AdjustmentKind.REFUND, event)
+    query = select(Grant).where(Grant.integration_id == integration.id, Grant.order_ref == event.order_ref,
+                                Grant.status != GrantStatus.REVOKED)
+    if event.lines:
+        query = query.where(Grant.line_ref == event.lines[0].line_ref)
+    grants = list(session.scalars(query))
+    for grant in grants:
+        membership.revoke_grant(session, grant, REASON_REFUNDED)
+    if not grants:
+        return EventStatus.PROCESSED, ("No grant for this order line yet: the refund is recorded and the line "
+                                       "will not be granted when the order arrives.")
+    return EventStatus.PROCESSED, None
+
+
+def _subscription_grants(session: Session, integration: Integration, event: OrderEvent,
+                         statuses: tuple[str, ...]) -> list[Grant]:
+    conditions = []
+    if event.subscription_ref:
+        conditions.append(Grant.subscription_ref == event.subscription_ref)
+    if event.order_ref and event.lines:
+        conditions.append(and_(Grant.order_ref == event.order_ref, Grant.line_ref == event.lines[0].line_ref))
+    elif event.order_ref and not event.subscription_ref:
+        conditions.append(Grant.order_ref == event.order_ref)
+    if not conditions:
+        return []
+    return list(session.scalars(select(Grant).where(
+        Grant.integration_id == integration.id, Grant.status.in_([str(s) for s in statuses]), or_(*conditions)
+    ).order_by(Grant.id)))
+
+
+def _cancel_grant(session: Session, grant: Grant, effective_at: datetime | None) -> None:
+    if effective_at is not None and effective_at > timeutil.now():
+        if grant.revoke_at is None or grant.revoke_at > effective_at:
+            grant.revoke_at = effective_at
+            grant.scheduled_revoke_reason = REASON_CANCELLED
+        session.flush()
+    elif grant.status != GrantStatus.REVOKED:
+        membership.revoke_grant(session, grant, REASON_CANCELLED)
+
+
+def _subscription_cancelled(session: Session, row: WebhookEvent, integration: Integration,
+                            event: OrderEvent) -> tuple[str, str | None]:
+    effective_at = None
+    if integration.cancel_access == CancelAccess.PERIOD_END and event.effective_at:
+        effective_at = event.effective_at
+    _record_adjustment(session, row, integration, AdjustmentKind.CANCEL, event, effective_at)
+    grants = _subscription_grants(session, integration, event, OPEN_STATUSES)
+    for grant in grants:
+        _cancel_grant(session, grant, effective_at)
+    if not grants:
+        return EventStatus.PROCESSED, ("No grant for this subscription yet: the cancellation is recorded and "
+                                       "applies when the order arrives.")
+    return EventStatus.PROCESSED, None
+
+
+# --- rebills ------------------------------------------------------------------------------------------------
+
+def card_update_url(integration: Integration) -> str:
+    return integration.card_update_url or f"{current_app.config['SITE_URL']}/account"
+
+
+def _payment_failed(session: Session, row: WebhookEvent, integration: Integration,
+                    event: OrderEvent) -> tuple[str, str | None]:
+    grants = _subscription_grants(session, integration, event, (GrantStatus.ACTIVE, GrantStatus.PAST_DUE))
+    if not grants:
+        return EventStatus.PROCESSED, "No active grant for this subscription."
+    moment = timeutil.now()
+    deadline = moment + timedelta(days=integration.grace_days)
+    newly_past_due = []
+    for grant in grants:
+        if grant.status == GrantStatus.ACTIVE:
+            grant.status = GrantStatus.PAST_DUE
+            grant.past_due_since = moment
+            newly_past_due.append(grant)
+        if grant.revoke_at is None:
+            grant.revoke_at = deadline
+            grant.scheduled_revoke_reason = REASON_PAYMENT_FAILED
+    session.flush()
+    if newly_past_due:
+        member = newly_past_due[0].member
+        email_services.enqueue(
+            session, "payment_failed", member.email,
+            {"member_name": member.name or "there", "card_update_url": card_update_url(integration),
+             "grace_days": integration.grace_days,
+             "levels": list(dict.fromkeys(g.level.name for g in newly_past_due))},
+            dedupe_key=f"payment_failed:event:{row.id}", member_id=member.id,
+        )
+    return EventStatus.PROCESSED, None
+
+
+def _payment_succeeded(session: Session, row: WebhookEvent, integration: Integration,
+                       event: OrderEvent) -> tuple[str, str | None]:
+    grants = _subscription_grants(session, integration, event,
+                                  (GrantStatus.ACTIVE, GrantStatus.PAST_DUE, GrantStatus.EXPIRED))
+    moment = timeutil.now()
+    for grant in grants:
+        grant.status = GrantStatus.ACTIVE
+        grant.past_due_since = None
+        if grant.scheduled_revoke_reason == REASON_PAYMENT_FAILED:
+            grant.revoke_at = None
+            grant.scheduled_revoke_reason = None
+        if grant.level.duration_days and grant.ends_at is not None:
+            grant.ends_at = max(grant.ends_at, moment) + timedelta(days=grant.level.duration_days)
+    session.flush()
+    return EventStatus.PROCESSED, None if grants else "No grant for this subscription."
+
+
+def _paused(session: Session, row: WebhookEvent, integration: Integration,
+            event: OrderEvent) -> tuple[str, str | None]:
+    grants = _subscription_grants(session, integration, event, (GrantStatus.ACTIVE, GrantStatus.PAST_DUE))
+    for grant in grants:
+        grant.status = GrantStatus.PAUSED
+    session.flush()
+    return EventStatus.PROCESSED, None if grants else "No active grant for this subscription."
+
+
+def _resumed(session: Session, row: WebhookEvent, integration: Integration,
+             event: OrderEvent) -> tuple[str, str | None]:
+    grants = _subscription_grants(session, integration, event, (GrantStatus.PAUSED,))
+    for grant in grants:
+        grant.status = GrantStatus.PAST_DUE if grant.past_due_since else GrantStatus.ACTIVE
+    session.flush()
+    return EventStatus.PROCESSED, None if grants else "No paused grant for this subscription."
+
+
+HANDLERS = {
+    Action.ORDER_COMPLETED: _order_completed,
+    Action.LINE_REFUNDED: _line_refunded,
+    Action.SUBSCRIPTION_CANCELLED: _subscription_cancelled,
+    Action.PAYMENT_FAILED: _payment_failed,
+    Action.PAYMENT_SUCCEEDED: _payment_succeeded,
+    Action.SUBSCRIPTION_PAUSED: _paused,
+    Action.SUBSCRIPTION_RESUMED: _resumed,
+}
+
+
+# --- the periodic job ------------------------------------------------------------------------------------------
+
+def run_due_revocations(session: Session, *, limit: int = 1000) -> int:
+    """Carry out revocations scheduled for now or earlier (cancel at period end, grace period over)."""
+    grants = session.scalars(
+        select(Grant).where(Grant.revoke_at.is_not(None), Grant.revoke_at <= timeutil.now(),
+                            Grant.status != GrantStatus.REVOKED).order_by(Grant.revoke_at).limit(limit)
+        .options(lazyload(Grant.level)).with_for_update(skip_locked=True, of=Grant)
+    ).all()
+    for grant in grants:
+        membership.revoke_grant(session, grant, grant.scheduled_revoke_reason or "scheduled")
+    return len(grants)
+
+
+# --- replay ---------------------------------------------------------------------------------------------------------
+
+def parse_stored(row: WebhookEvent) -> OrderEvent:
+    body = row.body.encode("utf-8")
+    if row.provider == IntegrationKind.THRIVECART:
+        return parsers.thrivecart_event(parsers.decode_thrivecart(body, row.content_type))
+    if row.provider == IntegrationKind.STRIPE:
+        return parsers.stripe_event(parsers.decode_json(body))
+    return parsers.generic_event(parsers.decode_json(body))
+
+
+def stored_payload(row: WebhookEvent) -> dict:
+    """The stored body as a tree (the secret was removed before storing)."""
+    body = row.body.encode("utf-8")
+    if row.provider == IntegrationKind.THRIVECART:
+        return parsers.decode_thrivecart(body, row.content_type)
+    return parsers.decode_json(body)
+
+
+def replay(session: Session, row: WebhookEvent) -> WebhookEvent:
+    """Process a stored event again: for ``needs_attention`` (after a rule was added), ``failed`` or
+    ``ignored`` (after test orders were allowed). A duplicate replays its original. Processed events are
+    refused: applying them twice would extend a subscription twice."""
+    if row.status == EventStatus.DUPLICATE and row.duplicate_of_id is not None:
+        row = session.get(WebhookEvent, row.duplicate_of_id) or row
+    if row.status in (EventStatus.PROCESSED, EventStatus.DUPLICATE):
+        raise EventNotReplayable()
+    integration = session.get(Integration, row.integration_id) if row.integration_id else None
+    if integration is None:
+        raise IntegrationNotFound("The integration that received this event has been deleted.")
+    return process(session, row, integration, parse_stored(row))
+
+
+def event_ids_with_status(session: Session, status: str, *, integration_id: int | None = None) -> list[int]:
+    query = select(WebhookEvent.id).where(WebhookEvent.status == status).order_by(WebhookEvent.id)
+    if integration_id is not None:
+        query = query.where(WebhookEvent.integration_id == integration_id)
+    return list(session.scalars(query))
