@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
@@ -25,7 +26,7 @@ from fulfillment.errors import EventNotReplayable, IntegrationNotFound
 from fulfillment.models import (AdjustmentKind, CancelAccess, EventStatus, Integration, IntegrationKind,
                                 OrderAdjustment, WebhookEvent)
 from fulfillment.parsers import Action, Line, OrderEvent
-from fulfillment.rules import levels_for_item
+from fulfillment.rules import levels_for_items
 from membership import services as membership
 from membership.errors import InvalidEmail
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
@@ -40,36 +41,48 @@ OPEN_STATUSES = (GrantStatus.ACTIVE, GrantStatus.PAST_DUE, GrantStatus.PAUSED, G
 
 # --- receiving ----------------------------------------------------------------------------------------
 
+def _insert_ignoring_conflicts(session: Session, model, index_elements: list[str], rows: list[dict]) -> list:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING``: one round trip, safe under concurrency; returns the ORM
+    objects actually inserted (a conflicting row, e.g. a concurrent delivery's, is skipped)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).on_conflict_do_nothing(index_elements=index_elements).returning(model)
+    if len(rows) == 1:
+        return list(session.scalars(statement.values(**rows[0])))
+    return list(session.scalars(statement, rows))
+
+
 def receive(session: Session, integration: Integration, event: OrderEvent, *, body: str, content_type: str,
             headers: dict) -> WebhookEvent:
     """Store one authenticated delivery, then process it. A redelivery is stored as ``duplicate``."""
-    row = WebhookEvent(integration_id=integration.id, provider=integration.kind, event_type=event.event_type[:100],
-                       dedupe_key=event.dedupe_key, status=EventStatus.RECEIVED, test_mode=event.test_mode,
-                       email=_short((event.email or "").strip().lower(), 320), order_ref=_short(event.order_ref, 100),
-                       content_type=content_type[:100], body=body, headers=headers)
-    if event.dedupe_key is not None:
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-        except IntegrityError:
-            return _store_duplicate(session, integration, event, row)
-    else:
-        session.add(row)
-        session.flush()
-    process(session, row, integration, event)
-    return row
+    values = dict(integration_id=integration.id, provider=integration.kind, event_type=event.event_type[:100],
+                  dedupe_key=event.dedupe_key, status=EventStatus.RECEIVED, test_mode=event.test_mode,
+                  email=_short((event.email or "").strip().lower(), 320), order_ref=_short(event.order_ref, 100),
+                  content_type=content_type[:100], body=body, headers=headers, attempts=0,
+                  received_at=timeutil.now())
+    inserted = _insert_ignoring_conflicts(session, WebhookEvent, ["integration_id", "dedupe_key"], [values])
+    if not inserted:
+        return _store_duplicate(session, integration, event, values)
+    row = inserted[0]
+    try:
+        status, message = _apply(session, row, integration, event)
+    except Exception as error:
+        # Nothing of this delivery is kept but the record of it: roll back and store it again as failed.
+        status, message = _failure(error, integration)
+        session.rollback()
+        stored = _insert_ignoring_conflicts(session, WebhookEvent, ["integration_id", "dedupe_key"], [values])
+        if not stored:  # a concurrent delivery of the same event got in meanwhile
+            return _store_duplicate(session, integration, event, values)
+        row = stored[0]
+    return _finish(session, row, status, message)
 
 
-def _store_duplicate(session: Session, integration: Integration, event: OrderEvent,
-                     row: WebhookEvent) -> WebhookEvent:
+def _store_duplicate(session: Session, integration: Integration, event: OrderEvent, values: dict) -> WebhookEvent:
     original = session.scalar(select(WebhookEvent).where(WebhookEvent.integration_id == integration.id,
                                                          WebhookEvent.dedupe_key == event.dedupe_key))
-    duplicate = WebhookEvent(integration_id=integration.id, provider=row.provider, event_type=row.event_type,
-                             dedupe_key=None, duplicate_of_id=original.id if original else None,
-                             status=EventStatus.DUPLICATE, test_mode=row.test_mode, email=row.email,
-                             order_ref=row.order_ref, content_type=row.content_type, body=row.body,
-                             headers=row.headers, processed_at=timeutil.now())
+    duplicate = WebhookEvent(**{**values, "dedupe_key": None, "status": EventStatus.DUPLICATE,
+                                "duplicate_of_id": original.id if original else None,
+                                "processed_at": timeutil.now()})
     session.add(duplicate)
     session.flush()
     if original is not None and original.status == EventStatus.FAILED:
@@ -84,24 +97,34 @@ def _short(value: str | None, length: int) -> str | None:
     return value[:length] if value else None
 
 
-def process(session: Session, row: WebhookEvent, integration: Integration, event: OrderEvent) -> WebhookEvent:
-    """Apply ``event`` and record the outcome on ``row``. Errors become ``failed`` with ``last_error``."""
+def _failure(error: Exception, integration: Integration) -> tuple[str, str]:
+    if isinstance(error, InvalidEmail):
+        return EventStatus.NEEDS_ATTENTION, error.message
+    if isinstance(error, CoursegateError):
+        return EventStatus.FAILED, f"{error.code}: {error.message}"
+    # A bug or a database error: keep the delivery, show the owner, let it be replayed.
+    logger.exception("a webhook event of integration %s failed", integration.id)
+    return EventStatus.FAILED, f"{type(error).__name__}: {error}"
+
+
+def _finish(session: Session, row: WebhookEvent, status: str, message: str | None) -> WebhookEvent:
     row.attempts += 1
-    try:
-        with session.begin_nested():
-            status, message = _apply(session, row, integration, event)
-    except InvalidEmail as error:
-        status, message = EventStatus.NEEDS_ATTENTION, error.message
-    except CoursegateError as error:
-        status, message = EventStatus.FAILED, f"{error.code}: {error.message}"
-    except Exception as error:  # a bug or a database error: keep the delivery, show the owner, let it be replayed
-        logger.exception("webhook event %s (integration %s) failed", row.id, integration.id)
-        status, message = EventStatus.FAILED, f"{type(error).__name__}: {error}"
     row.status = status
     row.last_error = message[:1000] if message else None
     row.processed_at = timeutil.now()
     session.flush()
     return row
+
+
+def process(session: Session, row: WebhookEvent, integration: Integration, event: OrderEvent) -> WebhookEvent:
+    """Apply ``event`` to a stored row (replays, retries) inside a savepoint: on an error its changes are
+    undone and the row records ``failed`` with ``last_error``."""
+    try:
+        with session.begin_nested():
+            status, message = _apply(session, row, integration, event)
+    except Exception as error:
+        status, message = _failure(error, integration)
+    return _finish(session, row, status, message)
 
 
 def _apply(session: Session, row: WebhookEvent, integration: Integration,
@@ -119,15 +142,22 @@ def _apply(session: Session, row: WebhookEvent, integration: Integration,
 
 # --- orders ---------------------------------------------------------------------------------------------
 
-def _levels_for(session: Session, integration: Integration, line: Line) -> list[Level]:
-    levels = levels_for_item(session, integration.id, line.item_type, line.product_id, line.pricing_option_id)
-    if not levels and line.alt_product_id:
-        levels = levels_for_item(session, integration.id, line.item_type, line.alt_product_id, None)
-    return levels
+def _levels_for_lines(session: Session, integration: Integration, lines: list[Line]) -> list[list[Level]]:
+    """Each line's levels; a Stripe line may be mapped by its product (price as option) or by its price."""
+    items = [(line.item_type, line.product_id, line.pricing_option_id) for line in lines]
+    alternatives = [(line.item_type, line.alt_product_id, None) for line in lines if line.alt_product_id]
+    found = levels_for_items(session, integration.id, items + alternatives)
+    primary, fallback = found[:len(lines)], iter(found[len(lines):])
+    result = []
+    for line, levels in zip(lines, primary):
+        alternative = next(fallback) if line.alt_product_id else []
+        result.append(levels or alternative)
+    return result
 
 
-def _adjustments(session: Session, integration: Integration, kind: str, order_ref: str | None,
+def _adjustments(session: Session, integration: Integration, order_ref: str | None,
                  subscription_refs: set[str]) -> list[OrderAdjustment]:
+    """Refunds and cancellations recorded for this order or its subscriptions (perhaps before it arrived)."""
     conditions = []
     if order_ref:
         conditions.append(OrderAdjustment.order_ref == order_ref)
@@ -136,7 +166,7 @@ def _adjustments(session: Session, integration: Integration, kind: str, order_re
     if not conditions:
         return []
     return list(session.scalars(select(OrderAdjustment).where(
-        OrderAdjustment.integration_id == integration.id, OrderAdjustment.kind == kind, or_(*conditions))))
+        OrderAdjustment.integration_id == integration.id, or_(*conditions)).order_by(OrderAdjustment.id)))
 
 
 def _applies_to(adjustment: OrderAdjustment, order_ref: str | None, line: Line) -> bool:
@@ -156,13 +186,15 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
     if not event.order_ref:
         return EventStatus.NEEDS_ATTENTION, "The order has no order id."
 
-    refunds = _adjustments(session, integration, AdjustmentKind.REFUND, event.order_ref, set())
+    adjustments = _adjustments(session, integration, event.order_ref,
+                               {line.subscription_ref for line in event.lines if line.subscription_ref})
+    refunds = [a for a in adjustments if a.kind == AdjustmentKind.REFUND and a.order_ref == event.order_ref]
+    cancels = [a for a in adjustments if a.kind == AdjustmentKind.CANCEL]
     lines = [line for line in event.lines if not any(_applies_to(a, event.order_ref, line) for a in refunds)]
     skipped = len(event.lines) - len(lines)
     mapped: list[tuple[Line, list[Level]]] = []
     unmapped: list[Line] = []
-    for line in lines:
-        levels = _levels_for(session, integration, line)
+    for line, levels in zip(lines, _levels_for_lines(session, integration, lines)):
         if levels:
             mapped.append((line, levels))
         else:
@@ -173,32 +205,18 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
         return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=False)
 
     member, created = membership.find_or_create_member(session, event.email or "", name=event.name)
-    existing = {(line_ref, level_id) for line_ref, level_id in session.execute(
-        select(Grant.line_ref, Grant.level_id).where(Grant.integration_id == integration.id,
-                                                     Grant.order_ref == event.order_ref))}
-    cancels = _adjustments(session, integration, AdjustmentKind.CANCEL, event.order_ref,
-                           {line.subscription_ref for line, _ in mapped if line.subscription_ref})
-    granted: list[Level] = []
-    for line, levels in mapped:
-        for level in levels:
-            if (line.line_ref, level.id) in existing:
-                continue
-            grant = _grant_once(session, member, level, integration, event, line)
-            if grant is None:
-                continue
-            existing.add((line.line_ref, level.id))
-            granted.append(level)
-            cancel = next((c for c in cancels if _applies_to(c, event.order_ref, line)), None)
-            if cancel is not None:
-                _cancel_grant(session, grant, cancel.effective_at)
+    granted = _grant_lines(session, member, integration, event, mapped)
+    for grant, line in granted:
+        cancel = next((c for c in cancels if _applies_to(c, event.order_ref, line)), None)
+        if cancel is not None:
+            _cancel_grant(session, grant, cancel.effective_at)
     if created:
-        membership.queue_welcome_email(session, member, list(dict.fromkeys(granted)))
-    notes = []
-    if skipped:
-        notes.append(f"{skipped} refunded item(s) not granted.")
+        levels_by_id = {level.id: level for _, levels in mapped for level in levels}
+        membership.queue_welcome_email(session, member,
+                                       [levels_by_id[i] for i in dict.fromkeys(g.level_id for g, _ in granted)])
     if unmapped:
         return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=True)
-    return EventStatus.PROCESSED, " ".join(notes) or None
+    return EventStatus.PROCESSED, f"{skipped} refunded item(s) not granted." if skipped else None
 
 
 def _unmapped_message(lines: list[Line], *, partial: bool) -> str:
@@ -208,16 +226,25 @@ def _unmapped_message(lines: list[Line], *, partial: bool) -> str:
     return f"No fulfillment rule maps {items}. {done}Add a rule, then replay this event."
 
 
-def _grant_once(session: Session, member: Member, level: Level, integration: Integration, event: OrderEvent,
-                line: Line) -> Grant | None:
-    """Grant one level for one order line, unless a concurrent delivery just did (unique source key)."""
-    try:
-        with session.begin_nested():
-            return membership.grant_level(session, member, level, source_kind=GrantSourceKind.ORDER,
-                                          integration_id=integration.id, order_ref=event.order_ref,
-                                          line_ref=line.line_ref, subscription_ref=line.subscription_ref)
-    except IntegrityError:
-        return None
+def _grant_lines(session: Session, member: Member, integration: Integration, event: OrderEvent,
+                 mapped: list[tuple[Line, list[Level]]]) -> list[tuple[Grant, Line]]:
+    """One grant per (order line, level), in one statement. The unique source key skips what an earlier or
+    concurrent delivery of the same order already granted, so a second ``order.success`` adds only what is new.
+    (The same grant ``membership.services.grant_level`` makes, inserted in bulk.)"""
+    starts_at = timeutil.now()
+    rows, line_of = [], {}
+    for line, levels in mapped:
+        for level in levels:
+            line_of[(line.line_ref, level.id)] = line
+            rows.append(dict(
+                member_id=member.id, level_id=level.id, status=GrantStatus.ACTIVE, starts_at=starts_at,
+                ends_at=starts_at + timedelta(days=level.duration_days) if level.duration_days else None,
+                source_kind=GrantSourceKind.ORDER, integration_id=integration.id, order_ref=event.order_ref,
+                line_ref=line.line_ref, subscription_ref=line.subscription_ref, created_at=starts_at,
+                updated_at=starts_at))
+    inserted = _insert_ignoring_conflicts(session, Grant, ["integration_id", "order_ref", "line_ref", "level_id"],
+                                          rows)
+    return [(grant, line_of[(grant.line_ref, grant.level_id)]) for grant in inserted]
 
 
 # --- refunds and cancellations ----------------------------------------------------------------------------

@@ -34,12 +34,14 @@ def _headers() -> dict:
             if name.lower() not in SECRET_HEADERS and "secret" not in name.lower() and "token" not in name.lower()}
 
 
-def _answer(row: WebhookEvent):
-    if row.status == EventStatus.FAILED:
+def _commit_and_answer(row: WebhookEvent):
+    status, event_id = str(row.status), row.id
+    db.session.commit()
+    if status == EventStatus.FAILED:
         # Stored, but our side failed: a non-2xx makes the cart retry, and the retry replays the event.
         return jsonify(code="processing_failed", message="The delivery was stored but could not be processed; "
-                       "it will be retried.", event_id=row.id), 500
-    return jsonify(status=str(row.status), event_id=row.id)
+                       "it will be retried.", event_id=event_id), 500
+    return jsonify(status=status, event_id=event_id)
 
 
 def _raw_body() -> bytes:
@@ -63,8 +65,7 @@ def thrivecart(integration_id: int):
     row = services.receive(db.session, integration, event,
                            body=parsers.strip_thrivecart_secret(body, content_type),
                            content_type=content_type, headers=_headers())
-    db.session.commit()
-    return _answer(row)
+    return _commit_and_answer(row)
 
 
 @bp.route("/stripe/<int:integration_id>", methods=["POST"])
@@ -76,8 +77,7 @@ def stripe_webhook(integration_id: int):
     event = parsers.stripe_event(parsers.decode_json(body))
     row = services.receive(db.session, integration, event, body=body.decode("utf-8", errors="replace"),
                            content_type=request.content_type or "", headers=_headers())
-    db.session.commit()
-    return _answer(row)
+    return _commit_and_answer(row)
 
 
 @bp.route("/generic/<int:integration_id>", methods=["POST"])
@@ -89,8 +89,7 @@ def generic(integration_id: int):
     event = parsers.generic_event(parsers.decode_json(body))
     row = services.receive(db.session, integration, event, body=body.decode("utf-8", errors="replace"),
                            content_type=request.content_type or "", headers=_headers())
-    db.session.commit()
-    return _answer(row)
+    return _commit_and_answer(row)
 
 
 
