@@ -348,6 +348,9 @@ def thrivecart_event(tree: dict) -> OrderEvent:
     return ev
 
 
+_FORM_SECRET = re.compile(r"(?:^|&)thrivecart_secret=[^&]*")
+
+
 def strip_thrivecart_secret(body: bytes, content_type: str) -> str:
     """The body as received, minus ``thrivecart_secret``."""
     text = body.decode("utf-8")
@@ -356,10 +359,7 @@ def strip_thrivecart_secret(body: bytes, content_type: str) -> str:
         data = json.loads(stripped)
         data.pop("thrivecart_secret", None)
         return json.dumps(data)
-    from urllib.parse import urlencode
-
-    pairs = parse_qsl(text, keep_blank_values=True)
-    return urlencode([(k, v) for k, v in pairs if k != "thrivecart_secret"])
+    return _FORM_SECRET.sub("", text).lstrip("&")
 
 
 # --- Stripe -----------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, lazyload, make_transient_to_detached
 
 import timeutil
 from emails import services as email_services
@@ -41,39 +41,59 @@ OPEN_STATUSES = (GrantStatus.ACTIVE, GrantStatus.PAST_DUE, GrantStatus.PAUSED, G
 
 # --- receiving ----------------------------------------------------------------------------------------
 
-def _insert_ignoring_conflicts(session: Session, model, index_elements: list[str], rows: list[dict]) -> list:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING``: one round trip, safe under concurrency; returns the ORM
-    objects actually inserted (a conflicting row, e.g. a concurrent delivery's, is skipped)."""
+_UPSERTS: dict = {}
+
+
+def _insert_ignoring_conflicts(session: Session, model, index_elements: tuple[str, ...], rows: list[dict],
+                               returning: tuple[str, ...] = ("id",)) -> list:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING``: one round trip, safe under concurrency; returns the
+    ``returning`` columns of the rows actually inserted (a conflicting row, e.g. a concurrent delivery's, is
+    skipped). Core, not the ORM's bulk insert: this is the hot path of every delivery."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).on_conflict_do_nothing(index_elements=index_elements).returning(model)
-    if len(rows) == 1:
-        return list(session.scalars(statement.values(**rows[0])))
-    return list(session.scalars(statement, rows))
+    key = (model, index_elements, returning, dialect)
+    statement = _UPSERTS.get(key)
+    if statement is None:  # built once, so SQLAlchemy's compiled cache serves every later call
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = model.__table__
+        statement = _UPSERTS[key] = (insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+                                     .returning(*(table.c[name] for name in returning)))
+    return session.execute(statement, rows).all()
+
+
+def _attach(session: Session, model, values: dict):
+    """The ORM object for a row just inserted with ``values``, without reading it back."""
+    instance = model(**values)
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
+
+
+EVENT_KEY = ("integration_id", "dedupe_key")
 
 
 def receive(session: Session, integration: Integration, event: OrderEvent, *, body: str, content_type: str,
             headers: dict) -> WebhookEvent:
     """Store one authenticated delivery, then process it. A redelivery is stored as ``duplicate``."""
     values = dict(integration_id=integration.id, provider=integration.kind, event_type=event.event_type[:100],
-                  dedupe_key=event.dedupe_key, status=EventStatus.RECEIVED, test_mode=event.test_mode,
-                  email=_short((event.email or "").strip().lower(), 320), order_ref=_short(event.order_ref, 100),
-                  content_type=content_type[:100], body=body, headers=headers, attempts=0,
-                  received_at=timeutil.now())
-    inserted = _insert_ignoring_conflicts(session, WebhookEvent, ["integration_id", "dedupe_key"], [values])
+                  dedupe_key=event.dedupe_key, duplicate_of_id=None, status=EventStatus.RECEIVED,
+                  test_mode=event.test_mode, email=_short((event.email or "").strip().lower(), 320),
+                  order_ref=_short(event.order_ref, 100), content_type=content_type[:100], body=body,
+                  headers=headers, attempts=0, last_error=None, received_at=timeutil.now(), processed_at=None)
+    inserted = _insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, [values])
     if not inserted:
         return _store_duplicate(session, integration, event, values)
-    row = inserted[0]
+    row = _attach(session, WebhookEvent, {**values, "id": inserted[0].id})
     try:
         status, message = _apply(session, row, integration, event)
     except Exception as error:
         # Nothing of this delivery is kept but the record of it: roll back and store it again as failed.
         status, message = _failure(error, integration)
+        session.expunge(row)  # its row is rolled back; the id may be handed out again
         session.rollback()
-        stored = _insert_ignoring_conflicts(session, WebhookEvent, ["integration_id", "dedupe_key"], [values])
+        stored = _insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, [values])
         if not stored:  # a concurrent delivery of the same event got in meanwhile
             return _store_duplicate(session, integration, event, values)
-        row = stored[0]
+        row = _attach(session, WebhookEvent, {**values, "id": stored[0].id})
     return _finish(session, row, status, message)
 
 
@@ -206,14 +226,14 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
 
     member, created = membership.find_or_create_member(session, event.email or "", name=event.name)
     granted = _grant_lines(session, member, integration, event, mapped)
-    for grant, line in granted:
+    for grant_id, _, line in granted:
         cancel = next((c for c in cancels if _applies_to(c, event.order_ref, line)), None)
         if cancel is not None:
-            _cancel_grant(session, grant, cancel.effective_at)
+            _cancel_grant(session, session.get(Grant, grant_id), cancel.effective_at)
     if created:
         levels_by_id = {level.id: level for _, levels in mapped for level in levels}
         membership.queue_welcome_email(session, member,
-                                       [levels_by_id[i] for i in dict.fromkeys(g.level_id for g, _ in granted)])
+                                       [levels_by_id[i] for i in dict.fromkeys(level_id for _, level_id, _ in granted)])
     if unmapped:
         return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=True)
     return EventStatus.PROCESSED, f"{skipped} refunded item(s) not granted." if skipped else None
@@ -227,7 +247,7 @@ def _unmapped_message(lines: list[Line], *, partial: bool) -> str:
 
 
 def _grant_lines(session: Session, member: Member, integration: Integration, event: OrderEvent,
-                 mapped: list[tuple[Line, list[Level]]]) -> list[tuple[Grant, Line]]:
+                 mapped: list[tuple[Line, list[Level]]]) -> list[tuple[int, int, Line]]:
     """One grant per (order line, level), in one statement. The unique source key skips what an earlier or
     concurrent delivery of the same order already granted, so a second ``order.success`` adds only what is new.
     (The same grant ``membership.services.grant_level`` makes, inserted in bulk.)"""
@@ -242,9 +262,9 @@ def _grant_lines(session: Session, member: Member, integration: Integration, eve
                 source_kind=GrantSourceKind.ORDER, integration_id=integration.id, order_ref=event.order_ref,
                 line_ref=line.line_ref, subscription_ref=line.subscription_ref, created_at=starts_at,
                 updated_at=starts_at))
-    inserted = _insert_ignoring_conflicts(session, Grant, ["integration_id", "order_ref", "line_ref", "level_id"],
-                                          rows)
-    return [(grant, line_of[(grant.line_ref, grant.level_id)]) for grant in inserted]
+    inserted = _insert_ignoring_conflicts(session, Grant, ("integration_id", "order_ref", "line_ref", "level_id"),
+                                          rows, returning=("id", "line_ref", "level_id"))
+    return [(grant_id, level_id, line_of[(line_ref, level_id)]) for grant_id, line_ref, level_id in inserted]
 
 
 # --- refunds and cancellations ----------------------------------------------------------------------------
