@@ -88,6 +88,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks)
     from fulfillment.webhooks import document as document_webhooks
     document_webhooks(app, api.spec)
+    from fulfillment.tasks import PERIODIC as fulfillment_periodic  # also registers the Celery tasks
+    app.extensions["celery"].conf.beat_schedule.update(
+        {name: {"task": name, "schedule": seconds} for name, seconds in fulfillment_periodic})
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from extensions import db
 from fulfillment import parsers, services, signatures
@@ -44,7 +45,12 @@ def _commit_and_answer(row: WebhookEvent):
     return jsonify(status=status, event_id=event_id)
 
 
+MAX_BODY_BYTES = 1_000_000  # a real order is a few kilobytes
+
+
 def _raw_body() -> bytes:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
     return request.get_data(cache=True, parse_form_data=False)
 
 

@@ -488,3 +488,15 @@ def test_event_subscription_api_names_with_webhook_id_as_the_dedupe_key(client, 
                          webhook_id="5b7f1c1e-0000-4000-8000-000000000002")
     assert post_tc(client, shop.id, refund_tree, "json").json["status"] == "processed"
     assert [g.status for g in grants()] == ["revoked"]
+
+
+def test_oversized_bodies_are_refused_before_reading(client, shop):
+    response = client.post(f"/webhooks/thrivecart/{shop.id}", data=b"x=" + b"a" * 1_000_001,
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413 and response.json["code"] == "payload_too_large"
+    assert event_count() == 0
+
+
+def test_the_revocation_job_is_scheduled_periodically(app):
+    schedule = app.extensions["celery"].conf.beat_schedule
+    assert schedule["fulfillment.run_due_revocations"]["task"] in app.extensions["celery"].tasks
