@@ -132,6 +132,7 @@ class WebhookEvent(db.Model):
         ),
         UniqueConstraint("integration_id", "dedupe_key", name="uq_webhook_events_integration_dedupe"),
         Index("ix_webhook_events_integration_status", "integration_id", "status"),
+        Index("ix_webhook_events_integration_customer", "integration_id", "customer_ref"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -144,6 +145,7 @@ class WebhookEvent(db.Model):
     test_mode: Mapped[bool] = mapped_column(default=False)
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     order_ref: Mapped[str | None] = mapped_column(String(100))
+    customer_ref: Mapped[str | None] = mapped_column(String(100))  # the cart's id for the buyer
     # The body as received with the secret removed, and the headers minus anything secret.
     content_type: Mapped[str] = mapped_column(String(100), default="")
     body: Mapped[str] = mapped_column(Text)

@@ -68,6 +68,8 @@ class OrderEvent:
     order_ref: str | None = None
     invoice_ref: str | None = None
     subscription_ref: str | None = None
+    # The cart's own id for the buyer: recognises a returning buyer who typed a new email.
+    customer_ref: str | None = None
     lines: list[Line] = field(default_factory=list)
     # Cancellations: when the paid period ends (None: unknown).
     effective_at: datetime | None = None
@@ -302,6 +304,7 @@ def thrivecart_event(tree: dict) -> OrderEvent:
         test_mode=mode_int == "1" or mode == "test",
         email=_text(_get(tree, "customer", "email")),
         name=_tc_name(tree),
+        customer_ref=_text(tree.get("customer_id")) or _text(_get(tree, "customer", "id")),
         order_ref=_text(tree.get("order_id")) or _text(_get(tree, "order", "id")),
         invoice_ref=_text(tree.get("invoice_id")),
         subscription_ref=_text(tree.get("subscription_id")),
@@ -385,6 +388,7 @@ def stripe_event(tree: dict) -> OrderEvent:
         details = obj.get("customer_details") or {}
         ev.email = details.get("email") or obj.get("customer_email")
         ev.name = (details.get("name") or "").strip()
+        ev.customer_ref = obj.get("customer") if isinstance(obj.get("customer"), str) else None
         ev.order_ref = obj.get("payment_intent") or obj.get("id")
         ev.subscription_ref = obj.get("subscription")
         ev.invoice_ref = obj.get("invoice")
@@ -482,6 +486,9 @@ class GenericEventSchema(ma.Schema):
     order_id = ExternalId(load_default=None, validate=validate.Length(max=100))
     email = ma.fields.String(load_default=None, validate=validate.Length(max=320))
     name = ma.fields.String(load_default="", validate=validate.Length(max=200))
+    customer_id = ExternalId(load_default=None, validate=validate.Length(max=100),
+                             metadata={"description": "Your cart's id for the buyer: a returning buyer who uses a "
+                                                      "new email keeps one account"})
     items = ma.fields.List(ma.fields.Nested(GenericItem), load_default=list,
                            metadata={"description": "order.completed: every item bought"})
     item = ma.fields.Nested(GenericItem, load_default=None, allow_none=True,
@@ -527,7 +534,8 @@ def generic_event(tree: dict) -> OrderEvent:
     action = GENERIC_EVENTS[data["event"]]
     ev = OrderEvent(action, data["event"], test_mode=data["test"], email=data["email"], name=data["name"].strip(),
                     order_ref=data["order_id"], invoice_ref=data["invoice_id"],
-                    subscription_ref=data["subscription_id"], effective_at=data["period_end"])
+                    subscription_ref=data["subscription_id"], effective_at=data["period_end"],
+                    customer_ref=data["customer_id"])
     if action == Action.ORDER_COMPLETED:
         ev.lines = [_generic_line(item) for item in data["items"]]
         for line in ev.lines:

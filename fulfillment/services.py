@@ -77,7 +77,8 @@ def receive(session: Session, integration: Integration, event: OrderEvent, *, bo
     values = dict(integration_id=integration.id, provider=integration.kind, event_type=event.event_type[:100],
                   dedupe_key=event.dedupe_key, duplicate_of_id=None, status=EventStatus.RECEIVED,
                   test_mode=event.test_mode, email=_short((event.email or "").strip().lower(), 320),
-                  order_ref=_short(event.order_ref, 100), content_type=content_type[:100], body=body,
+                  order_ref=_short(event.order_ref, 100), customer_ref=_short(event.customer_ref, 100),
+                  content_type=content_type[:100], body=body,
                   headers=headers, attempts=0, last_error=None, received_at=timeutil.now(), processed_at=None)
     inserted = _insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, [values])
     if not inserted:
@@ -224,7 +225,7 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
             return EventStatus.PROCESSED, "Every item of this order was refunded before the order arrived."
         return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=False)
 
-    member, created = membership.find_or_create_member(session, event.email or "", name=event.name)
+    member, created, note = _buyer(session, integration, event)
     granted = _grant_lines(session, member, integration, event, mapped)
     for grant_id, _, line in granted:
         cancel = next((c for c in cancels if _applies_to(c, event.order_ref, line)), None)
@@ -236,7 +237,32 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
                                        [levels_by_id[i] for i in dict.fromkeys(level_id for _, level_id, _ in granted)])
     if unmapped:
         return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=True)
-    return EventStatus.PROCESSED, f"{skipped} refunded item(s) not granted." if skipped else None
+    notes = [note] if note else []
+    if skipped:
+        notes.append(f"{skipped} refunded item(s) not granted.")
+    return EventStatus.PROCESSED, " ".join(notes) or None
+
+
+def _buyer(session: Session, integration: Integration, event: OrderEvent) -> tuple[Member, bool, str | None]:
+    """The member for this order: by email (any case); else, when the cart says this is a buyer it has seen
+    under another email (same customer id), that member; else a new one. Returns (member, created, note)."""
+    email = membership.normalise_email(event.email)
+    if event.customer_ref:
+        earlier = (select(WebhookEvent.email)
+                   .where(WebhookEvent.integration_id == integration.id,
+                          WebhookEvent.customer_ref == event.customer_ref,
+                          WebhookEvent.status == EventStatus.PROCESSED,
+                          WebhookEvent.email.is_not(None), WebhookEvent.email != email)
+                   .order_by(WebhookEvent.id).limit(1).scalar_subquery())
+        found = session.scalars(select(Member).where(or_(Member.email == email, Member.email == earlier))).all()
+        exact = next((m for m in found if m.email == email), None)
+        if exact is None and found:
+            return found[0], False, (f"Same cart customer as {found[0].email}: granted to that member instead of "
+                                     f"creating a second account for {email}.")
+        if exact is not None:
+            return exact, False, None
+    member, created = membership.find_or_create_member(session, email, name=event.name)
+    return member, created, None
 
 
 def _unmapped_message(lines: list[Line], *, partial: bool) -> str:

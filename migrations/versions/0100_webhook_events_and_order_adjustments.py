@@ -29,6 +29,7 @@ def upgrade():
     sa.Column('test_mode', sa.Boolean(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=True),
     sa.Column('order_ref', sa.String(length=100), nullable=True),
+    sa.Column('customer_ref', sa.String(length=100), nullable=True),
     sa.Column('content_type', sa.String(length=100), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('headers', sa.JSON(), nullable=False),
@@ -44,6 +45,7 @@ def upgrade():
     )
     with op.batch_alter_table('webhook_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_webhook_events_email'), ['email'], unique=False)
+        batch_op.create_index('ix_webhook_events_integration_customer', ['integration_id', 'customer_ref'], unique=False)
         batch_op.create_index('ix_webhook_events_integration_status', ['integration_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_events_received_at'), ['received_at'], unique=False)
 
@@ -79,6 +81,7 @@ def downgrade():
     with op.batch_alter_table('webhook_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_webhook_events_received_at'))
         batch_op.drop_index('ix_webhook_events_integration_status')
+        batch_op.drop_index('ix_webhook_events_integration_customer')
         batch_op.drop_index(batch_op.f('ix_webhook_events_email'))
 
     op.drop_table('webhook_events')

@@ -55,6 +55,8 @@ def order(base: str = "order.success.subscription.json", *, order_id: str | None
         tree.setdefault("order", {})["id"] = order_id
     if email:
         tree["customer"]["email"] = email
+        # Another buyer: ThriveCart's customer id follows the (normalised) email.
+        tree["customer_id"] = tree["customer"]["id"] = "cust-" + email.strip().lower()
     if items is not None:
         tree["purchase_map"] = items
         tree["purchase_map_flat"] = ",".join(items)

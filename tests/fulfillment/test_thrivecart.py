@@ -500,3 +500,23 @@ def test_oversized_bodies_are_refused_before_reading(client, shop):
 def test_the_revocation_job_is_scheduled_periodically(app):
     schedule = app.extensions["celery"].conf.beat_schedule
     assert schedule["fulfillment.run_due_revocations"]["task"] in app.extensions["celery"].tasks
+
+
+def test_same_buyer_with_a_new_email_keeps_one_account(client, shop):
+    # Failure mode 17: ThriveCart's customer id says it is the same buyer.
+    first = order(order_id="9200", email="old@example.com", items=["product-12"])
+    first["customer_id"] = first["customer"]["id"] = "C-77"
+    post_tc(client, shop.id, first)
+    second = order(order_id="9201", email="new@example.com", items=["upsell-3"])
+    second["customer_id"] = second["customer"]["id"] = "C-77"
+    response = post_tc(client, shop.id, second, "json")
+    assert response.json["status"] == "processed"
+    [member] = members()
+    assert member.email == "old@example.com" and level_slugs() == ["coaching", "pro"]
+    assert len(emails("welcome")) == 1
+    assert "Same cart customer as old@example.com" in event(response.json["event_id"]).last_error
+    # A different customer id with a new email is a new member.
+    third = order(order_id="9202", email="other@example.com", items=["upsell-3"])
+    third["customer_id"] = third["customer"]["id"] = "C-78"
+    post_tc(client, shop.id, third)
+    assert len(members()) == 2
