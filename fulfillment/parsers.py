@@ -87,6 +87,17 @@ def _key(*parts: object) -> str:
     return key
 
 
+def decode_json(body: bytes | str) -> dict:
+    try:
+        tree = json.loads(body)
+    except ValueError:
+        raise UnparseableBody("The body is not valid JSON.") from None
+    if not isinstance(tree, dict):
+        raise UnparseableBody("The JSON body must be an object.")
+    return tree
+
+
+
 # --- ThriveCart -------------------------------------------------------------------------------------
 
 def decode_thrivecart(body: bytes, content_type: str) -> dict:
@@ -99,12 +110,7 @@ def decode_thrivecart(body: bytes, content_type: str) -> dict:
     if not stripped:
         return {}
     if "json" in content_type.lower() or stripped.startswith("{"):
-        try:
-            tree = json.loads(stripped)
-        except ValueError:
-            raise UnparseableBody("The body is not valid JSON.") from None
-        if not isinstance(tree, dict):
-            raise UnparseableBody("The JSON body must be an object.")
+        tree = decode_json(stripped)
     else:
         tree = _php_form_tree(text)
     return _normalise(tree)
@@ -366,16 +372,6 @@ def strip_thrivecart_secret(body: bytes, content_type: str) -> str:
 
 
 # --- Stripe -----------------------------------------------------------------------------------------
-
-def decode_json(body: bytes) -> dict:
-    try:
-        tree = json.loads(body)
-    except ValueError:
-        raise UnparseableBody("The body is not valid JSON.") from None
-    if not isinstance(tree, dict):
-        raise UnparseableBody("The JSON body must be an object.")
-    return tree
-
 
 def stripe_event(tree: dict) -> OrderEvent:
     event_type = str(tree.get("type") or "")

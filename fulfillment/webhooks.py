@@ -74,29 +74,29 @@ def thrivecart(integration_id: int):
     return _commit_and_answer(row)
 
 
-@bp.route("/stripe/<int:integration_id>", methods=["POST"])
-def stripe_webhook(integration_id: int):
-    """Stripe: ``Stripe-Signature`` verified over the raw body with the integration's ``whsec_`` secret."""
-    integration = _integration(integration_id, IntegrationKind.STRIPE)
+def _receive_signed_json(integration_id: int, kind: str, verify, header: str, parse):
+    """Stripe and generic carts: verify the signature over the raw bytes, then parse, store, process."""
+    integration = _integration(integration_id, kind)
     body = _raw_body()
-    signatures.verify_stripe(integration, body, request.headers.get("Stripe-Signature"))
-    event = parsers.stripe_event(parsers.decode_json(body))
+    verify(integration, body, request.headers.get(header))
+    event = parse(parsers.decode_json(body))
     row = services.receive(db.session, integration, event, body=body.decode("utf-8", errors="replace"),
                            content_type=request.content_type or "", headers=_headers())
     return _commit_and_answer(row)
+
+
+@bp.route("/stripe/<int:integration_id>", methods=["POST"])
+def stripe_webhook(integration_id: int):
+    """Stripe: ``Stripe-Signature`` verified over the raw body with the integration's ``whsec_`` secret."""
+    return _receive_signed_json(integration_id, IntegrationKind.STRIPE, signatures.verify_stripe,
+                                "Stripe-Signature", parsers.stripe_event)
 
 
 @bp.route("/generic/<int:integration_id>", methods=["POST"])
 def generic(integration_id: int):
     """Any other cart: our JSON format, signed with ``X-Coursegate-Signature`` (see README)."""
-    integration = _integration(integration_id, IntegrationKind.GENERIC)
-    body = _raw_body()
-    signatures.verify_generic(integration, body, request.headers.get("X-Coursegate-Signature"))
-    event = parsers.generic_event(parsers.decode_json(body))
-    row = services.receive(db.session, integration, event, body=body.decode("utf-8", errors="replace"),
-                           content_type=request.content_type or "", headers=_headers())
-    return _commit_and_answer(row)
-
+    return _receive_signed_json(integration_id, IntegrationKind.GENERIC, signatures.verify_generic,
+                                "X-Coursegate-Signature", parsers.generic_event)
 
 
 # --- the receivers in the OpenAPI spec (they are not smorest routes: carts post forms and raw bodies) ---
