@@ -97,7 +97,6 @@ def decode_json(body: bytes | str) -> dict:
     return tree
 
 
-
 # --- ThriveCart -------------------------------------------------------------------------------------
 
 def decode_thrivecart(body: bytes, content_type: str) -> dict:

@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 
 import pytest
-import responses
 import stripe
 
 import timeutil

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,9 +9,7 @@ import pytest
 import timeutil
 from emails import transport
 from fulfillment import parsers, services
-from fulfillment.models import WebhookEvent
 from membership import services as membership
-from membership.models import Member
 from tests.factories import make_integration, make_member
 from tests.fulfillment.helpers import (ENCODINGS, emails, encode, event, event_count, grants, load_tc, members,
                                        order, post_tc)
