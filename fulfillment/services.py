@@ -1,4 +1,5 @@
-"""Cart events -> grants. Store first, then process; every function flushes and never commits.
+"""Cart events -> grants. Store first, then process; the functions flush and never commit (when the first
+processing of a delivery fails, ``receive`` rolls back its work and stores the delivery again as ``failed``).
 
 ``receive`` stores a delivery (deduplicated by a unique key) and processes it in the same transaction;
 ``replay`` processes a stored event again (after the owner added a rule, say). Processing is idempotent:
