@@ -517,3 +517,12 @@ def test_same_buyer_with_a_new_email_keeps_one_account(client, shop):
     third["customer_id"] = third["customer"]["id"] = "C-78"
     post_tc(client, shop.id, third)
     assert len(members()) == 2
+
+
+def test_older_payload_with_single_and_recurring_charges_grants_once(client, shop, encoding):
+    response = post_tc(client, shop.id, load_tc("order.success.paypal-monthly.json"), encoding)
+    assert response.json["status"] == "processed"
+    [grant] = grants()
+    assert (grant.level.slug, grant.line_ref, grant.order_ref) == ("starter", "product-2", "1007038")
+    [member] = members()
+    assert (member.email, member.name) == ("demo.buyer@example.com", "demo afo")
