@@ -228,7 +228,12 @@ def thrivecart_dedupe_key(tree: dict) -> str:
         return _key("webhook", _text(tree.get("webhook_id")))
     if _text(tree.get("event_id")):
         return _key(event, "event", _text(tree.get("event_id")))
-    return _key(event, order, invoice, _tc_line_ref(tree, event or ""))
+    if TC_ACTIONS.get(event or "") == Action.ORDER_COMPLETED:
+        return _key(event, order, invoice, _tc_line_ref(tree, event or ""))
+    # A subscription can be paused, resumed or fail a payment more than once: the event's own date tells a new
+    # event from a retry of the same one.
+    return _key(event, order, invoice, _tc_line_ref(tree, event or ""),
+                _text(tree.get("date_unix")) or _text(tree.get("date")))
 
 
 def _purchase_map(tree: dict) -> list[str]:
@@ -514,6 +519,12 @@ class GenericEventSchema(ma.Schema):
         elif event in GENERIC_EVENTS and event not in ("order.completed", "line.refunded"):
             if not data.get("subscription_id") and not (data.get("order_id") and data.get("item")):
                 raise ma.ValidationError({"subscription_id": ["Give subscription_id, or order_id with item."]})
+            if event.startswith("payment.") and not data.get("invoice_id") and not data.get("id"):
+                # Without either, next month's payment would look like a redelivery of this one.
+                raise ma.ValidationError({"invoice_id": ["Give invoice_id (or a unique id) for payment events."]})
+            if event in ("subscription.paused", "subscription.resumed") and not data.get("id"):
+                # A subscription may be paused more than once: only the event id tells a new pause from a retry.
+                raise ma.ValidationError({"id": ["Give a unique id for pause and resume events."]})
 
 
 def _generic_line(item: dict) -> Line:

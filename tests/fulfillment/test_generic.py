@@ -64,8 +64,8 @@ def test_order_completed_then_every_other_event(client, generic_shop, session):
                                           "invoice_id": "INV-2"}).json["status"] == "processed"
     assert [g.status for g in grants(line_ref="product-sc-100")] == ["active"]
     for name, status in (("subscription.paused", "paused"), ("subscription.resumed", "active")):
-        assert post(client, generic_shop.id, {"event": name, "subscription_id": "SC-SUB-1"}).json["status"] == \
-            "processed"
+        assert post(client, generic_shop.id, {"event": name, "id": f"sc-{name}", "subscription_id": "SC-SUB-1"}
+                    ).json["status"] == "processed"
         assert [g.status for g in grants(line_ref="product-sc-100")] == [status]
 
     period_end = (timeutil.now() + timedelta(days=10)).replace(microsecond=0)
@@ -127,6 +127,8 @@ def test_integration_without_secret_refuses(client, session, generic_shop):
                                                                                         "product_id": "x"}]}, "items"),
     ({"event": "line.refunded"}, "order_id"),
     ({"event": "payment.failed"}, "subscription_id"),
+    ({"event": "payment.succeeded", "subscription_id": "s"}, "invoice_id"),
+    ({"event": "subscription.paused", "subscription_id": "s"}, "id"),
     ({"event": "subscription.cancelled", "subscription_id": "s", "period_end": "2030-01-01T00:00:00"}, "period_end"),
 ])
 def test_bodies_that_do_not_follow_the_format_are_422_with_the_fields(client, generic_shop, payload, field):

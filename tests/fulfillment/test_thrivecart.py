@@ -463,14 +463,20 @@ def test_the_real_rebill_extends_a_duration_level_once(client, shop, encoding):
     assert grant.ends_at == start + timedelta(days=60)
 
 
-def test_pause_and_resume(client, shop, session, encoding):
+def test_pause_and_resume_more_than_once(client, shop, session, encoding):
     post_tc(client, shop.id, load_tc("order.success.subscription.json"), encoding)
-    post_tc(client, shop.id, subscription_event("order.subscription_paused", "23370556"), encoding)
-    assert [g.status for g in grants()] == ["paused"]
-    assert not membership.check_access(session, "jane.buyer@example.com", "the-course")[0]
-    post_tc(client, shop.id, subscription_event("order.subscription_resumed", "23370556"), encoding)
-    assert [g.status for g in grants()] == ["active"]
-    assert membership.check_access(session, "jane.buyer@example.com", "the-course")[0]
+    for day in ("1", "2"):  # the second pause is a new event (another date), not a retry of the first
+        pause = subscription_event("order.subscription_paused", "23370556", invoice_id="000001382")
+        pause["date_unix"] = f"170000000{day}"
+        assert post_tc(client, shop.id, pause, encoding).json["status"] == "processed"
+        assert post_tc(client, shop.id, pause, encoding).json["status"] == "duplicate"
+        assert [g.status for g in grants()] == ["paused"]
+        assert not membership.check_access(session, "jane.buyer@example.com", "the-course")[0]
+        resume = subscription_event("order.subscription_resumed", "23370556", invoice_id="000001382")
+        resume["date_unix"] = f"170000010{day}"
+        assert post_tc(client, shop.id, resume, encoding).json["status"] == "processed"
+        assert [g.status for g in grants()] == ["active"]
+        assert membership.check_access(session, "jane.buyer@example.com", "the-course")[0]
 
 
 # --- the Event Subscription API ------------------------------------------------------------------------
