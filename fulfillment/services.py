@@ -14,7 +14,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, lazyload, make_transient_to_detached
 
@@ -176,6 +176,14 @@ def _levels_for_lines(session: Session, integration: Integration, lines: list[Li
     return result
 
 
+def _lock_order(session: Session, integration: Integration, order_ref: str | None) -> None:
+    """Serialise an order with its refunds and cancellations when they arrive at the same moment: whichever
+    commits second sees the other (PostgreSQL transaction-level advisory lock; SQLite has one writer anyway)."""
+    if order_ref and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                        {"key": f"coursegate-order:{integration.id}:{order_ref}"})
+
+
 def _adjustments(session: Session, integration: Integration, order_ref: str | None,
                  subscription_refs: set[str]) -> list[OrderAdjustment]:
     """Refunds and cancellations recorded for this order or its subscriptions (perhaps before it arrived)."""
@@ -207,6 +215,7 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
     if not event.order_ref:
         return EventStatus.NEEDS_ATTENTION, "The order has no order id."
 
+    _lock_order(session, integration, event.order_ref)
     adjustments = _adjustments(session, integration, event.order_ref,
                                {line.subscription_ref for line in event.lines if line.subscription_ref})
     refunds = [a for a in adjustments if a.kind == AdjustmentKind.REFUND and a.order_ref == event.order_ref]
@@ -306,6 +315,7 @@ def _record_adjustment(session: Session, row: WebhookEvent, integration: Integra
 
 def _line_refunded(session: Session, row: WebhookEvent, integration: Integration,
                    event: OrderEvent) -> tuple[str, str | None]:
+    _lock_order(session, integration, event.order_ref)
     _record_adjustment(session, row, integration, AdjustmentKind.REFUND, event)
     query = select(Grant).where(Grant.integration_id == integration.id, Grant.order_ref == event.order_ref,
                                 Grant.status != GrantStatus.REVOKED)
@@ -351,6 +361,7 @@ def _subscription_cancelled(session: Session, row: WebhookEvent, integration: In
     effective_at = None
     if integration.cancel_access == CancelAccess.PERIOD_END and event.effective_at:
         effective_at = event.effective_at
+    _lock_order(session, integration, event.order_ref)
     _record_adjustment(session, row, integration, AdjustmentKind.CANCEL, event, effective_at)
     grants = _subscription_grants(session, integration, event, OPEN_STATUSES)
     for grant in grants:

@@ -57,3 +57,19 @@ def test_the_same_delivery_twice_at_once_is_processed_once(live_server, shop, se
         assert sorted(r.json()["status"] for r in responses) == ["duplicate", "duplicate", "processed"]
     session.expire_all()
     assert len(members()) == 5 and len(grants()) == 10 and len(emails("welcome")) == 5
+
+
+def test_a_refund_arriving_with_its_order_is_never_lost(live_server, shop, session):
+    from tests.fulfillment.test_thrivecart import refund
+
+    url = f"{live_server}/webhooks/thrivecart/{shop.id}"
+    for n in range(8):
+        purchase = encode(order(order_id=f"R{n}", email=f"refund{n}@example.com", items=["product-12", "bump-12"],
+                                live=True), "form")
+        refund_tree = refund(f"R{n}", "bump", "12")
+        refund_tree["mode"], refund_tree["mode_int"] = "live", "2"
+        responses = post_together(url, [purchase, encode(refund_tree, "json")])
+        assert [r.json()["status"] for r in responses] == ["processed", "processed"]
+    session.expire_all()
+    active = sorted((g.order_ref, g.line_ref) for g in grants() if g.status == "active")
+    assert active == [(f"R{n}", "product-12") for n in range(8)]
