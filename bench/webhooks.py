@@ -219,9 +219,8 @@ def main() -> int:
     rng.shuffle(orders)
     sequence = list(orders)
     for _ in range(n_dup):
-        original = rng.randrange(len(orders))
-        position = rng.randrange(original + 1, len(sequence) + 1) if original + 1 <= len(sequence) else len(sequence)
-        sequence.insert(position, orders[original])
+        body = orders[rng.randrange(len(orders))]
+        sequence.insert(rng.randrange(sequence.index(body) + 1, len(sequence) + 1), body)
     path = f"/webhooks/thrivecart/{integration_id}"
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     work = [("POST", path, body, headers) for body in sequence]
@@ -291,7 +290,7 @@ def main() -> int:
 
     print(f"\nCoursegate webhook benchmark: N={args.n} C={args.c}, gunicorn {args.workers} workers x "
           f"{args.threads} threads, {'inline' if args.inline_email else 'queued'} email, "
-          f"{db.engine.url.get_backend_name() if False else database_url.split('@')[-1]}")
+          f"{database_url.split('@')[-1]}")
     print(f"  deliveries      {len(results)} in {seconds:.2f} s: {rate:.0f} orders/s "
           f"({statuses.get('processed', 0)} processed, {statuses.get('duplicate', 0)} duplicate, {bad} non-200)")
     print(f"  latency         p50 {percentile(latencies, 50) * 1000:.1f} ms   p95 {percentile(latencies, 95) * 1000:.1f} ms"
