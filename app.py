@@ -91,54 +91,54 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from admin.pages import bp as admin_pages
+    from automations.api import blp as automations_api
     from emails.api import blp as emails_api
     from extensions import api
+    from fulfillment.account_links import card_update_url
     from fulfillment.api import blp as fulfillment_api
+    from fulfillment.webhooks import bp as webhooks
+    from fulfillment.webhooks import document as document_webhooks
+    from keap.contacts import on_member_email_changed
     from keap.pages import bp as keap_pages
     from membership import account, auth
+    from membership import services as member_services
     from membership.api import blp as membership_api
     from membership.member_api import blp as member_api
     from membership.pages import bp as member_pages
-    from automations.api import blp as automations_api
 
-    for blueprint in (membership_api, fulfillment_api):
+    # The JSON API (documented in the OpenAPI spec).
+    for blueprint in (membership_api, fulfillment_api, automations_api, member_api, emails_api):
         api.register_blueprint(blueprint)
-    api.register_blueprint(automations_api)
-    app.register_blueprint(member_pages)
-    app.register_blueprint(keap_pages)
-    api.register_blueprint(member_api)
-    api.register_blueprint(emails_api)
     # emails imports no other domain, so the owner-key check is attached here, for this app only.
     app.before_request_funcs.setdefault(emails_api.name, []).append(auth.require_owner)
-    # /account's past-due notice links to where the member updates their card.
-    from fulfillment.account_links import card_update_url
 
+    # Cart webhooks, member pages, the owner's admin.
+    for blueprint in (webhooks, member_pages, keap_pages, admin_pages):
+        app.register_blueprint(blueprint)
+    document_webhooks(app, api.spec)
+
+    # Hooks the composition root wires, since the domains below it must not import those above:
+    # /account's past-due notice links to where the member updates their card;
     account.register_card_update_url("integration", card_update_url)
-    # A member's new email reaches the Keap link (cache, remembered contact, optional push to Keap).
-    from keap.contacts import on_member_email_changed
-    from membership import services as member_services
-
+    # a member's new email reaches the Keap link (cache, remembered contact, optional push to Keap).
     if on_member_email_changed not in member_services.email_change_listeners:
         member_services.email_change_listeners.append(on_member_email_changed)
-    from admin.pages import bp as admin_pages
-
-    app.register_blueprint(admin_pages)
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]
 
 
 def register_cli(app: Flask) -> None:
+    from admin.cli import owners_cli
     from automations.cli import automations_cli
     from emails.cli import emails_cli
+    from fulfillment.cli import webhooks_cli
     from membership.cli import api_keys_cli, members_cli
     from schedule import jobs_cli
 
-    for group in (api_keys_cli, members_cli, emails_cli, jobs_cli, automations_cli):
+    for group in (api_keys_cli, members_cli, emails_cli, jobs_cli, automations_cli, webhooks_cli, owners_cli):
         app.cli.add_command(group)
-    from admin.cli import owners_cli
-
-    app.cli.add_command(owners_cli)
 
 
 def wants_json() -> bool:

@@ -44,15 +44,10 @@ class UTCDateTime(TypeDecorator):
 
 @event.listens_for(Engine, "connect")
 def _sqlite_connect(dbapi_connection, connection_record) -> None:
-    """SQLite: let SQLAlchemy, not pysqlite, decide where transactions begin.
-
-    pysqlite opens transactions lazily and commits on a SAVEPOINT's release, which turns every
-    ``begin_nested()`` into a commit of the whole transaction (SQLAlchemy's documented pysqlite recipe).
-    WAL lets readers and the one writer work at the same time; the busy timeout makes writers queue.
-    """
+    """SQLite: WAL lets readers and the one writer work at the same time; the busy timeout makes writers
+    queue rather than fail; foreign keys behave as on PostgreSQL."""
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
-    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -60,10 +55,17 @@ def _sqlite_connect(dbapi_connection, connection_record) -> None:
     cursor.close()
 
 
-@event.listens_for(Engine, "begin")
-def _sqlite_begin(conn) -> None:
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN")
+@event.listens_for(Engine, "savepoint")
+def _sqlite_savepoint(conn, name) -> None:
+    """pysqlite begins a transaction lazily, at the first write. A SAVEPOINT issued before that would open
+    a transaction of its own that its RELEASE commits, taking everything before it along: open the real
+    transaction first. (Transactions still start at the first write, so a read never holds a snapshot that
+    a later write could find stale, which SQLite refuses at once rather than waiting.)"""
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi_connection = conn.connection.dbapi_connection
+    if not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN")
 
 
 class Base(DeclarativeBase):

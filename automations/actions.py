@@ -175,6 +175,10 @@ def restore_access(session: Session, step: Step, action: dict) -> dict:
 
 
 def _levels_for_email(session: Session, step: Step) -> list[str]:
+    level_ids = step.event.context.get("level_ids")
+    if level_ids:
+        levels = session.scalars(select(Level).where(Level.id.in_(level_ids)).order_by(Level.id))
+        return list(dict.fromkeys(level.name for level in levels))
     if step.event.level is not None:
         return [step.event.level.name]
     return [level.name for level in services.levels_with_access(session, step.member.id)]

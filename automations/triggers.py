@@ -135,8 +135,11 @@ def _matching_rules(session: Session, event: Event) -> list[AutomationRule]:
 
 
 def _matches(session: Session, rule: AutomationRule, event: Event) -> bool:
-    if rule.level_id is not None and (event.level is None or event.level.id != rule.level_id):
-        return False
+    if rule.level_id is not None:
+        # An event may concern several levels (an item that opens two): the rule matches any of them.
+        level_ids = set(event.context.get("level_ids") or ([event.level.id] if event.level else []))
+        if rule.level_id not in level_ids:
+            return False
     if rule.product_id is not None and event.row.product_id != rule.product_id:
         return False
     if rule.tag is not None:

@@ -6,10 +6,11 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from extensions import db
-from fulfillment import rules
-from fulfillment.models import FulfillmentRule, Integration
-from fulfillment.schemas import (IntegrationCreated, IntegrationIn, IntegrationOut, IntegrationUpdate, RuleIn,
-                                 RuleOut, RuleUpdate)
+from fulfillment import rules, services
+from fulfillment.errors import EventNotFound
+from fulfillment.models import FulfillmentRule, Integration, WebhookEvent
+from fulfillment.schemas import (EventArgs, EventDetailOut, EventOut, IntegrationCreated, IntegrationIn,
+                                 IntegrationOut, IntegrationUpdate, RuleIn, RuleOut, RuleUpdate)
 from membership import auth
 from pagination import PAGE_SIZE, SelectPage
 
@@ -103,3 +104,46 @@ def delete_rule(integration_id, rule_id):
     integration = rules.get_integration(db.session, integration_id)
     rules.delete_rule(db.session, rules.get_rule(db.session, integration, rule_id))
     db.session.commit()
+
+
+# --- webhook events ---------------------------------------------------------------------------------
+
+def _event(event_id: int) -> WebhookEvent:
+    row = db.session.get(WebhookEvent, event_id)
+    if row is None:
+        raise EventNotFound()
+    return row
+
+
+@blp.route("/events", methods=["GET"])
+@blp.arguments(EventArgs, location="query", as_kwargs=True)
+@blp.response(200, EventOut(many=True))
+@blp.paginate(SelectPage, **PAGE_SIZE)
+def list_events(integration_id=None, status=None, email=None):
+    """Cart deliveries, newest first; filter by integration, status (e.g. ``needs_attention``) or email."""
+    query = select(WebhookEvent).order_by(WebhookEvent.id.desc())
+    if integration_id is not None:
+        query = query.where(WebhookEvent.integration_id == integration_id)
+    if status:
+        query = query.where(WebhookEvent.status == status)
+    if email:
+        query = query.where(WebhookEvent.email == email.strip().lower())
+    return query
+
+
+@blp.route("/events/<int:event_id>", methods=["GET"])
+@blp.response(200, EventDetailOut)
+def get_event(event_id):
+    """One delivery with its payload (the cart secret was removed before it was stored)."""
+    return _event(event_id)
+
+
+@blp.route("/events/<int:event_id>/replay", methods=["POST"])
+@blp.response(200, EventOut)
+def replay_event(event_id):
+    """Process a stored delivery again, e.g. a ``needs_attention`` order after adding the missing rule.
+
+    409 ``event_already_processed`` for an event that was processed (it would apply twice)."""
+    row = services.replay(db.session, _event(event_id))
+    db.session.commit()
+    return row

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, text
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import timeutil
@@ -106,3 +106,84 @@ class FulfillmentRule(db.Model):
 
     integration: Mapped[Integration] = relationship(back_populates="rules")
     levels: Mapped[list[Level]] = relationship(secondary=rule_levels, order_by="Level.id")
+
+
+class EventStatus(enum.StrEnum):
+    RECEIVED = "received"  # stored, not yet processed (only ever seen inside the receiving transaction)
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    NEEDS_ATTENTION = "needs_attention"
+    FAILED = "failed"
+
+
+class WebhookEvent(db.Model):
+    """One authenticated delivery from a cart, stored before it is processed: the record of what a cart said.
+
+    ``dedupe_key`` is unique per integration: a redelivery of the same event is stored as its own row with
+    status ``duplicate``, no key and ``duplicate_of_id`` pointing at the original.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('received', 'processed', 'duplicate', 'ignored', 'needs_attention', 'failed')",
+            name="status",
+        ),
+        UniqueConstraint("integration_id", "dedupe_key", name="uq_webhook_events_integration_dedupe"),
+        Index("ix_webhook_events_integration_status", "integration_id", "status"),
+        Index("ix_webhook_events_integration_customer", "integration_id", "customer_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int | None] = mapped_column(ForeignKey("integrations.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(20))
+    event_type: Mapped[str] = mapped_column(String(100))
+    dedupe_key: Mapped[str | None] = mapped_column(String(300))
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_events.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default=EventStatus.RECEIVED)
+    test_mode: Mapped[bool] = mapped_column(default=False)
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    order_ref: Mapped[str | None] = mapped_column(String(100))
+    customer_ref: Mapped[str | None] = mapped_column(String(100))  # the cart's id for the buyer
+    # The body as received with the secret removed, and the headers minus anything secret.
+    content_type: Mapped[str] = mapped_column(String(100), default="")
+    body: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    received_at: Mapped[datetime] = mapped_column(default=timeutil.now, index=True)
+    processed_at: Mapped[datetime | None]
+
+    integration: Mapped[Integration | None] = relationship()
+
+
+class AdjustmentKind(enum.StrEnum):
+    REFUND = "refund"
+    CANCEL = "cancel"
+
+
+class OrderAdjustment(db.Model):
+    """A refund or cancellation of an order line, kept so it also applies to grants created later.
+
+    Carts deliver out of order: a refund that arrives before its order is recorded here, and the order,
+    when it comes, never grants the refunded line (``line_ref`` null = the whole order).
+    """
+
+    __tablename__ = "order_adjustments"
+    __table_args__ = (
+        CheckConstraint("kind IN ('refund', 'cancel')", name="kind"),
+        Index("ix_order_adjustments_order", "integration_id", "order_ref"),
+        Index("ix_order_adjustments_subscription", "integration_id", "subscription_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    order_ref: Mapped[str | None] = mapped_column(String(100))
+    line_ref: Mapped[str | None] = mapped_column(String(100))
+    subscription_ref: Mapped[str | None] = mapped_column(String(100))
+    # A cancellation at the end of the paid period: when access ends (null = at once).
+    effective_at: Mapped[datetime | None]
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_events.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=timeutil.now)

@@ -7,7 +7,7 @@ import secrets
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from fulfillment.errors import DuplicateRule, IntegrationNotFound, NoPublishedCourse, RuleNotFound
 from fulfillment.models import FulfillmentRule, Integration, IntegrationKind
@@ -103,6 +103,13 @@ def delete_rule(session: Session, rule: FulfillmentRule) -> None:
     session.flush()
 
 
+def _choose(candidates: list[FulfillmentRule], pricing_option_id: str | None) -> list[Level]:
+    specific = [r for r in candidates if pricing_option_id is not None and r.pricing_option_id == pricing_option_id]
+    general = [r for r in candidates if r.pricing_option_id is None]
+    chosen = specific or general
+    return list(chosen[0].levels) if chosen else []
+
+
 def levels_for_item(session: Session, integration_id: int, item_type: str, product_id: str,
                     pricing_option_id: str | None) -> list[Level]:
     """The levels one bought item opens: the rule for its pricing option if there is one, else the rule
@@ -114,7 +121,21 @@ def levels_for_item(session: Session, integration_id: int, item_type: str, produ
             FulfillmentRule.product_id == product_id,
         )
     ).all()
-    specific = [r for r in candidates if pricing_option_id is not None and r.pricing_option_id == pricing_option_id]
-    general = [r for r in candidates if r.pricing_option_id is None]
-    chosen = specific or general
-    return list(chosen[0].levels) if chosen else []
+    return _choose(list(candidates), pricing_option_id)
+
+
+def levels_for_items(session: Session, integration_id: int,
+                     items: list[tuple[str, str, str | None]]) -> list[list[Level]]:
+    """``levels_for_item`` for several ``(item_type, product_id, pricing_option_id)`` at once, in one query."""
+    if not items:
+        return []
+    rules = session.scalars(
+        select(FulfillmentRule)
+        .where(FulfillmentRule.integration_id == integration_id,
+               FulfillmentRule.product_id.in_({product_id for _, product_id, _ in items}))
+        .options(joinedload(FulfillmentRule.levels))
+    ).unique().all()
+    by_item: dict[tuple[str, str], list[FulfillmentRule]] = {}
+    for rule in rules:
+        by_item.setdefault((rule.item_type, rule.product_id), []).append(rule)
+    return [_choose(by_item.get((item_type, product_id), []), option) for item_type, product_id, option in items]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from fulfillment import rules
+from fulfillment import rules, services
 from membership.schemas import LevelRef
-from schemas_common import ExternalId, StrictSchema
+from schemas_common import ExternalId, QueryArgs, StrictSchema
 
 KINDS = ["thrivecart", "stripe", "generic"]
 ITEM_TYPES = ["product", "bump", "upsell", "downsell"]
@@ -88,3 +88,36 @@ class RuleOut(ma.Schema):
     levels = ma.fields.List(ma.fields.Nested(LevelRef))
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
+
+
+EVENT_STATUSES = ["processed", "duplicate", "ignored", "needs_attention", "failed"]
+
+
+class EventArgs(QueryArgs):
+    integration_id = ma.fields.Integer(metadata={"description": "Only events of this integration"})
+    status = ma.fields.String(validate=validate.OneOf(EVENT_STATUSES))
+    email = ma.fields.String(metadata={"description": "Buyer email, any case"})
+
+
+class EventOut(ma.Schema):
+    id = ma.fields.Integer()
+    integration_id = ma.fields.Integer(allow_none=True)
+    provider = ma.fields.String(metadata={"description": "thrivecart, stripe or generic"})
+    event_type = ma.fields.String(metadata={"description": "The cart's event name, e.g. order.success"})
+    status = ma.fields.String(metadata={"description": "processed, duplicate, ignored, needs_attention or failed"})
+    dedupe_key = ma.fields.String(allow_none=True)
+    duplicate_of_id = ma.fields.Integer(allow_none=True)
+    test_mode = ma.fields.Boolean()
+    email = ma.fields.String(allow_none=True)
+    order_ref = ma.fields.String(allow_none=True)
+    attempts = ma.fields.Integer()
+    last_error = ma.fields.String(allow_none=True, metadata={"description": "Why it needs attention or failed"})
+    received_at = ma.fields.DateTime()
+    processed_at = ma.fields.DateTime(allow_none=True)
+
+
+class EventDetailOut(EventOut):
+    content_type = ma.fields.String()
+    headers = ma.fields.Dict(metadata={"description": "Request headers, minus signatures and cookies"})
+    payload = ma.fields.Function(lambda row: services.stored_payload(row),
+                                 metadata={"description": "The body as received, with the cart secret removed"})

@@ -1,0 +1,151 @@
+"""Blueprint "webhooks": carts post here. Authenticate -> parse -> store -> process -> commit -> answer.
+
+Answers: 200 ``{"status": "processed" | "duplicate" | "ignored" | "needs_attention", "event_id": <id>}``
+for every stored delivery; 401 when the secret or signature is wrong or missing (nothing stored); 400
+``unparseable_body`` when the body cannot be read at all; 404 for an unknown integration. Emails and
+other slow work are queued and run after the commit, never while the cart waits.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from extensions import db
+from fulfillment import parsers, services, signatures
+from fulfillment.errors import IntegrationNotFound
+from fulfillment.models import EventStatus, Integration, IntegrationKind, WebhookEvent
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+# Never stored: anything that authenticates a request.
+SECRET_HEADERS = {"stripe-signature", "x-coursegate-signature", "authorization", "proxy-authorization", "cookie"}
+
+
+def _integration(integration_id: int, kind: str) -> Integration:
+    integration = db.session.get(Integration, integration_id)
+    if integration is None or integration.kind != kind:
+        raise IntegrationNotFound()
+    return integration
+
+
+def _headers() -> dict:
+    return {name: value for name, value in request.headers.items()
+            if name.lower() not in SECRET_HEADERS and "secret" not in name.lower() and "token" not in name.lower()}
+
+
+def _commit_and_answer(row: WebhookEvent):
+    status, event_id = str(row.status), row.id
+    db.session.commit()
+    if status == EventStatus.FAILED:
+        # Stored, but our side failed: a non-2xx makes the cart retry, and the retry replays the event.
+        return jsonify(code="processing_failed", message="The delivery was stored but could not be processed; "
+                       "it will be retried.", event_id=event_id), 500
+    return jsonify(status=status, event_id=event_id)
+
+
+MAX_BODY_BYTES = 1_000_000  # a real order is a few kilobytes
+
+
+def _raw_body() -> bytes:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    return request.get_data(cache=True, parse_form_data=False)
+
+
+@bp.route("/thrivecart/<int:integration_id>", methods=["HEAD", "POST"])
+def thrivecart(integration_id: int):
+    """ThriveCart account webhooks: form (bracket keys) or JSON; ``thrivecart_secret`` in the body."""
+    integration = _integration(integration_id, IntegrationKind.THRIVECART)
+    if request.method == "HEAD":
+        return "", 200
+    body = _raw_body()
+    content_type = request.content_type or ""
+    tree = parsers.decode_thrivecart(body, content_type)
+    if not parsers.thrivecart_event_type(tree):
+        # ThriveCart checks a URL with a POST that is not an order before it saves it: acknowledge, change nothing.
+        return jsonify(status=str(EventStatus.IGNORED), event_id=None)
+    signatures.verify_thrivecart(integration, tree.get("thrivecart_secret"))
+    event = parsers.thrivecart_event(tree)
+    row = services.receive(db.session, integration, event,
+                           body=parsers.strip_thrivecart_secret(body, content_type),
+                           content_type=content_type, headers=_headers())
+    return _commit_and_answer(row)
+
+
+def _receive_signed_json(integration_id: int, kind: str, verify, header: str, parse):
+    """Stripe and generic carts: verify the signature over the raw bytes, then parse, store, process."""
+    integration = _integration(integration_id, kind)
+    body = _raw_body()
+    verify(integration, body, request.headers.get(header))
+    event = parse(parsers.decode_json(body))
+    row = services.receive(db.session, integration, event, body=body.decode("utf-8", errors="replace"),
+                           content_type=request.content_type or "", headers=_headers())
+    return _commit_and_answer(row)
+
+
+@bp.route("/stripe/<int:integration_id>", methods=["POST"])
+def stripe_webhook(integration_id: int):
+    """Stripe: ``Stripe-Signature`` verified over the raw body with the integration's ``whsec_`` secret."""
+    return _receive_signed_json(integration_id, IntegrationKind.STRIPE, signatures.verify_stripe,
+                                "Stripe-Signature", parsers.stripe_event)
+
+
+@bp.route("/generic/<int:integration_id>", methods=["POST"])
+def generic(integration_id: int):
+    """Any other cart: our JSON format, signed with ``X-Coursegate-Signature`` (see README)."""
+    return _receive_signed_json(integration_id, IntegrationKind.GENERIC, signatures.verify_generic,
+                                "X-Coursegate-Signature", parsers.generic_event)
+
+
+# --- the receivers in the OpenAPI spec (they are not smorest routes: carts post forms and raw bodies) ---
+
+class WebhookAnswer(ma.Schema):
+    status = ma.fields.String(metadata={"description": "processed, duplicate, ignored or needs_attention"})
+    event_id = ma.fields.Integer(allow_none=True, metadata={"description": "The stored delivery "
+                                                                           "(GET /api/v1/events/{id})"})
+
+
+def document(app, spec) -> None:
+    """Add the three receivers and the generic event format to the spec."""
+    rules = {rule.endpoint: rule for rule in app.url_map.iter_rules()}
+    spec.components.schema("GenericWebhookEvent", schema=parsers.GenericEventSchema)
+    spec.components.schema("WebhookAnswer", schema=WebhookAnswer)
+
+    def ref(name: str) -> dict:
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    error = {"content": {"application/json": {"schema": ref("Error")}}}
+    answered = {"description": "Stored (and processed unless a duplicate)",
+                "content": {"application/json": {"schema": ref("WebhookAnswer")}}}
+    common = {"200": answered, "400": {"description": "unparseable_body: the body cannot be read", **error},
+              "401": {"description": "Missing or wrong secret/signature, or no secret configured", **error},
+              "404": {"description": "integration_not_found", **error}}
+    spec.path(rule=rules["webhooks.generic"], operations={"post": {
+        "tags": ["Cart webhooks"], "security": [],
+        "summary": "Any cart: Coursegate's own signed JSON event format",
+        "description": ("Sign the raw body with the integration's secret: header `X-Coursegate-Signature: "
+                        "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">` (300 s tolerance; "
+                        "several v1 values may be sent during a secret rotation). Events: " +
+                        ", ".join(f"`{name}`" for name in parsers.GENERIC_EVENTS) + "."),
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref("GenericWebhookEvent")}}},
+        "responses": {**common, "422": {"description": "invalid_payload: not the documented format", **error}},
+    }})
+    spec.path(rule=rules["webhooks.thrivecart"], operations={
+        "post": {"tags": ["Cart webhooks"], "security": [],
+                 "summary": "ThriveCart account webhooks (form with bracket keys, or JSON)",
+                 "description": ("Authenticated by the body field `thrivecart_secret`. A POST without `event` "
+                                 "(ThriveCart's URL check) answers 200 and changes nothing."),
+                 "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                                             "application/json": {"schema": {"type": "object"}}}},
+                 "responses": common},
+        "head": {"tags": ["Cart webhooks"], "security": [],
+                 "summary": "ThriveCart's URL check", "responses": {"200": {"description": "The URL exists"}}},
+    })
+    spec.path(rule=rules["webhooks.stripe_webhook"], operations={"post": {
+        "tags": ["Cart webhooks"], "security": [],
+        "summary": "Stripe webhooks (Stripe-Signature with the whsec_ secret)",
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": common,
+    }})
