@@ -73,6 +73,7 @@ def register_extensions(app: Flask) -> None:
     import emails.models  # noqa: F401
     import fulfillment.models  # noqa: F401
     import membership.models  # noqa: F401
+    import billing.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
@@ -80,10 +81,18 @@ def register_blueprints(app: Flask) -> None:
     from fulfillment.api import blp as fulfillment_api
     from membership.api import blp as membership_api
     from membership.pages import bp as member_pages
+    import billing
+    from billing.api import blp as billing_api
+    from billing.gateways.sandbox import bp as sandbox_gateway
+    from billing.pages import bp as billing_pages
 
     for blueprint in (membership_api, fulfillment_api):
         api.register_blueprint(blueprint)
     app.register_blueprint(member_pages)
+    billing.init_app(app)
+    api.register_blueprint(billing_api)
+    app.register_blueprint(billing_pages)
+    app.register_blueprint(sandbox_gateway)
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]
@@ -96,9 +105,11 @@ def register_blueprints(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     from emails.cli import emails_cli
     from membership.cli import api_keys_cli, members_cli
+    from billing.cli import billing_cli
 
     for group in (api_keys_cli, members_cli, emails_cli):
         app.cli.add_command(group)
+    app.cli.add_command(billing_cli)
 
 
 def wants_json() -> bool:
