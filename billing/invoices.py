@@ -64,7 +64,8 @@ def get_invoice(session: Session, invoice_id: int) -> Invoice:
     return invoice
 
 
-def issue_invoice(session: Session, mandate: Mandate, period_start: datetime) -> Invoice:
+def issue_invoice(session: Session, mandate: Mandate, period_start: datetime, *,
+                  notify_customer: bool = True) -> Invoice:
     """Issue the invoice for the period starting ``period_start`` (or return the one already issued)."""
     existing = session.scalar(select(Invoice).where(Invoice.mandate_id == mandate.id,
                                                     Invoice.period_start == period_start))
@@ -76,7 +77,8 @@ def issue_invoice(session: Session, mandate: Mandate, period_start: datetime) ->
     session.add(invoice)
     mandate.current_period_end = invoice.period_end
     session.flush()
-    notify.invoice_issued(session, invoice, mandate.member, mandate.plan.name)
+    if notify_customer:
+        notify.invoice_issued(session, invoice, mandate.member, mandate.plan.name)
     return invoice
 
 

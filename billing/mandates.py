@@ -100,7 +100,8 @@ def complete_signing(session: Session, mandate: Mandate, params: dict) -> Invoic
     mandate.status = MandateStatus.ACTIVE
     mandate.signed_at = now
     session.flush()
-    invoice = invoices.issue_invoice(session, mandate, now)
+    # The first period is charged right away, so there is no "coming up" email: the receipt says it all.
+    invoice = invoices.issue_invoice(session, mandate, now, notify_customer=False)
     invoices.charge_invoice(session, invoice, initiated_by="customer")
     return invoice
 
