@@ -126,7 +126,6 @@ def record_attempt(session: Session, invoice: Invoice, result: ChargeResult, *, 
                              created_at=timeutil.now())
     session.add(attempt)
     apply_outcome(session, invoice, result, automatic=initiated_by == "tick")
-    session.flush()
     return attempt
 
 
@@ -146,7 +145,6 @@ def apply_outcome(session: Session, invoice: Invoice, result: ChargeResult, *, a
         invoice.action_ref = result.reference
         invoice.next_attempt_at = None  # never retried automatically: the customer authenticates
         _past_due(session, invoice)
-        session.flush()
         notify.action_required(session, invoice, invoice.mandate.member, invoice.mandate.plan.name)
         return
     invoice.payment_status = PaymentStatus.FAILED
@@ -159,12 +157,17 @@ def apply_outcome(session: Session, invoice: Invoice, result: ChargeResult, *, a
         else:
             invoice.next_attempt_at = None
     _past_due(session, invoice)
-    session.flush()
     notify.payment_failed(session, invoice, invoice.mandate.member, invoice.mandate.plan.name, grace_days(),
                           result.message)
 
 
+GRANT_CACHE = "billing_grants"  # session.info key: mandate id -> its grant, preloaded for a tick's batch
+
+
 def subscription_grant(session: Session, mandate_id: int) -> Grant | None:
+    cache = session.info.get(GRANT_CACHE)
+    if cache is not None and mandate_id in cache:
+        return cache[mandate_id]
     return session.scalar(
         select(Grant).where(Grant.mandate_id == mandate_id, Grant.source_kind == GrantSourceKind.SUBSCRIPTION,
                             Grant.status != GrantStatus.REVOKED)
@@ -199,15 +202,17 @@ def mark_paid(session: Session, invoice: Invoice) -> None:
         mandate.status = MandateStatus.ACTIVE
     grant = subscription_grant(session, mandate.id)
     if grant is None:
-        membership_services.grant_level(session, mandate.member, mandate.plan.level,
-                                        source_kind=GrantSourceKind.SUBSCRIPTION, starts_at=now,
-                                        ends_at=invoice.period_end, subscription_ref=f"mandate:{mandate.id}",
-                                        mandate_id=mandate.id)
+        grant = membership_services.grant_level(session, mandate.member, mandate.plan.level,
+                                                source_kind=GrantSourceKind.SUBSCRIPTION, starts_at=now,
+                                                ends_at=invoice.period_end,
+                                                subscription_ref=f"mandate:{mandate.id}", mandate_id=mandate.id)
+        cache = session.info.get(GRANT_CACHE)
+        if cache is not None:
+            cache[mandate.id] = grant
     else:
         grant.status = GrantStatus.ACTIVE
         grant.past_due_since = None
         grant.ends_at = invoice.period_end
-    session.flush()
     notify.receipt(session, invoice, mandate.member, mandate.plan.name)
 
 
@@ -221,7 +226,6 @@ def exhaust(session: Session, invoice: Invoice) -> None:
     grant = subscription_grant(session, mandate.id)
     if grant is not None:
         membership_services.revoke_grant(session, grant, "payment_failed", at=now)
-    session.flush()
     notify.unpaid(session, invoice, mandate.member, mandate.plan.name)
 
 

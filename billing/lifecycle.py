@@ -17,14 +17,14 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import exists, insert, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 import timeutil
 from billing import invoices, notify
 from billing.models import (BILLABLE_MANDATE_STATUSES, Invoice, InvoiceStatus, Mandate, MandateStatus,
                             PaymentStatus, Plan)
 from billing.periods import add_interval
-from membership.models import Member
+from membership.models import Grant, GrantSourceKind, GrantStatus, Member
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +113,15 @@ def issue_due_invoices(session: Session, now: datetime, batch: int) -> int:
             for r in rows
         ])
         if new_ids:
-            for invoice, member, plan_name in session.execute(
-                select(Invoice, Member, Plan.name)
-                .join(Mandate, Mandate.id == Invoice.mandate_id)
-                .join(Member, Member.id == Invoice.member_id)
-                .join(Plan, Plan.id == Mandate.plan_id)
-                .where(Invoice.id.in_(new_ids))
-            ):
-                notify.invoice_issued(session, invoice, member, plan_name)
+            with notify.batched(session):
+                for invoice, member, plan_name in session.execute(
+                    select(Invoice, Member, Plan.name)
+                    .join(Mandate, Mandate.id == Invoice.mandate_id)
+                    .join(Member, Member.id == Invoice.member_id)
+                    .join(Plan, Plan.id == Mandate.plan_id)
+                    .where(Invoice.id.in_(new_ids))
+                ):
+                    notify.invoice_issued(session, invoice, member, plan_name)
         session.commit()
         issued += len(new_ids)
 
@@ -148,7 +149,12 @@ def _claim(session: Session, now: datetime, batch: int, token: str) -> list[int]
 
 
 def charge_due_invoices(session: Session, now: datetime, batch: int, report: TickReport) -> None:
-    """Charge every open invoice whose (first or retry) attempt is due, off-session."""
+    """Charge every open invoice whose (first or retry) attempt is due, off-session, a batch at a time.
+
+    A batch's outcomes are written in one commit. If the tick dies mid-batch, the charges already made are
+    not lost: the claims go stale, a later tick charges again with the same idempotency keys (the attempt
+    numbers did not move), and the gateway answers with the first result instead of charging twice.
+    """
     while True:
         token = secrets.token_hex(16)
         claimed = _claim(session, now, batch, token)
@@ -158,28 +164,43 @@ def charge_due_invoices(session: Session, now: datetime, batch: int, report: Tic
             select(Invoice).where(Invoice.id.in_(claimed))
             .options(joinedload(Invoice.mandate).joinedload(Mandate.payment_method),
                      joinedload(Invoice.mandate).joinedload(Mandate.member),
-                     joinedload(Invoice.mandate).joinedload(Mandate.plan))
+                     joinedload(Invoice.mandate).joinedload(Mandate.plan),
+                     selectinload(Invoice.attempts))
             .order_by(Invoice.id)
         ).unique().all()
-        for invoice in loaded:
-            try:
-                if invoice.mandate.payment_method is None:
-                    outcome = "no_payment_method"
-                    invoice.next_attempt_at = None
-                else:
-                    attempt = invoices.charge_invoice(session, invoice, initiated_by="tick")
-                    outcome = attempt.outcome
-                invoice.claim_token = None
-                invoice.claimed_at = None
-                session.commit()
-            except Exception:
-                logger.exception("charging invoice %s failed; released for the next tick", invoice.id)
-                session.rollback()
-                session.execute(update(Invoice).where(Invoice.id == invoice.id, Invoice.claim_token == token)
-                                .values(claim_token=None, claimed_at=None))
-                session.commit()
-                outcome = "error"
-            report.charged += 1
+        mandate_ids = [invoice.mandate_id for invoice in loaded]
+        grants: dict[int, Grant | None] = dict.fromkeys(mandate_ids)
+        for grant in session.scalars(
+            select(Grant).where(Grant.mandate_id.in_(mandate_ids),
+                                Grant.source_kind == GrantSourceKind.SUBSCRIPTION,
+                                Grant.status != GrantStatus.REVOKED).order_by(Grant.id)
+        ):
+            grants[grant.mandate_id] = grant  # the newest wins
+        session.info[invoices.GRANT_CACHE] = grants
+        outcomes: list[str] = []
+        try:
+            with notify.batched(session):
+                with session.no_autoflush:
+                    for invoice in loaded:
+                        if invoice.mandate.payment_method is None:
+                            invoice.next_attempt_at = None
+                            outcomes.append("no_payment_method")
+                        else:
+                            outcomes.append(invoices.charge_invoice(session, invoice, initiated_by="tick").outcome)
+                        invoice.claim_token = None
+                        invoice.claimed_at = None
+            session.commit()
+        except Exception:
+            logger.exception("charging a batch of %s invoices failed; released for the next tick", len(claimed))
+            session.rollback()
+            session.execute(update(Invoice).where(Invoice.claim_token == token)
+                            .values(claim_token=None, claimed_at=None))
+            session.commit()
+            return
+        finally:
+            session.info.pop(invoices.GRANT_CACHE, None)
+        report.charged += len(outcomes)
+        for outcome in outcomes:
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
 
 
@@ -204,8 +225,9 @@ def give_up_exhausted(session: Session, now: datetime, batch: int) -> int:
         if not rows:
             session.rollback()
             return done
-        for invoice in rows:
-            invoices.exhaust(session, invoice)
+        with notify.batched(session):
+            for invoice in rows:
+                invoices.exhaust(session, invoice)
         session.commit()
         done += len(rows)
 

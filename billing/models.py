@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import timeutil
 from extensions import db
-from membership.models import Level, Member
+from membership.models import Grant, Level, Member
 
 
 class IntervalUnit(enum.StrEnum):
@@ -208,6 +208,10 @@ class PaymentAttempt(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
 
     invoice: Mapped[Invoice] = relationship(back_populates="attempts")
+
+
+# The grant a mandate renews is looked up by mandate (membership's table; the index is billing's need).
+Index("ix_grants_mandate_id", Grant.mandate_id)
 
 
 # --- the sandbox gateway's own records (it plays the provider; no card number is kept here either) ---

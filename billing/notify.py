@@ -1,6 +1,12 @@
-"""The billing emails. Each is queued once per event (dedupe keys name the invoice or mandate)."""
+"""The billing emails. Each is queued once per event (dedupe keys name the invoice or mandate).
+
+Inside :func:`batched` (the tick), emails are collected and queued with one INSERT per batch.
+"""
 
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 from sqlalchemy.orm import Session
 
@@ -9,6 +15,29 @@ from billing.models import Invoice, Mandate
 from billing.periods import describe, format_money
 from emails import services as email_services
 from membership.models import Member
+
+
+_OUTBOX = "billing_outbox"
+
+
+@contextlib.contextmanager
+def batched(session: Session) -> Iterator[None]:
+    """Collect the emails queued inside the block; they are written when it ends (before the commit)."""
+    session.info[_OUTBOX] = []
+    try:
+        yield
+        email_services.enqueue_many(session, session.info[_OUTBOX])
+    finally:
+        session.info.pop(_OUTBOX, None)
+
+
+def _send(session: Session, template: str, member: Member, context: dict, dedupe_key: str) -> None:
+    outbox = session.info.get(_OUTBOX)
+    if outbox is not None:
+        outbox.append((template, member.email, context, dedupe_key, member.id))
+    else:
+        email_services.enqueue(session, template, member.email, context, dedupe_key=dedupe_key,
+                               member_id=member.id)
 
 
 def _base(member: Member, plan_name: str) -> dict:
@@ -27,36 +56,31 @@ def _invoice_context(invoice: Invoice, member: Member, plan_name: str) -> dict:
 
 
 def invoice_issued(session: Session, invoice: Invoice, member: Member, plan_name: str) -> None:
-    email_services.enqueue(session, "invoice_issued", member.email, _invoice_context(invoice, member, plan_name),
-                           dedupe_key=f"invoice_issued:{invoice.id}", member_id=member.id)
+    _send(session, "invoice_issued", member, _invoice_context(invoice, member, plan_name),
+          f"invoice_issued:{invoice.id}")
 
 
 def receipt(session: Session, invoice: Invoice, member: Member, plan_name: str) -> None:
     context = {**_invoice_context(invoice, member, plan_name),
                "paid_date": f"{invoice.paid_at:%d %B %Y}", "access_until": f"{invoice.period_end:%d %B %Y}"}
-    email_services.enqueue(session, "payment_receipt", member.email, context,
-                           dedupe_key=f"payment_receipt:{invoice.id}", member_id=member.id)
+    _send(session, "payment_receipt", member, context, f"payment_receipt:{invoice.id}")
 
 
 def payment_failed(session: Session, invoice: Invoice, member: Member, plan_name: str, grace_days: int,
                    message: str | None) -> None:
     context = {**_invoice_context(invoice, member, plan_name), "grace_days": grace_days,
                "reason": message or "The card was declined."}
-    email_services.enqueue(session, "invoice_payment_failed", member.email, context,
-                           dedupe_key=f"invoice_payment_failed:{invoice.id}", member_id=member.id)
+    _send(session, "invoice_payment_failed", member, context, f"invoice_payment_failed:{invoice.id}")
 
 
 def action_required(session: Session, invoice: Invoice, member: Member, plan_name: str) -> None:
-    email_services.enqueue(session, "invoice_action_required", member.email,
-                           _invoice_context(invoice, member, plan_name),
-                           dedupe_key=f"invoice_action_required:{invoice.id}:{invoice.action_ref}",
-                           member_id=member.id)
+    _send(session, "invoice_action_required", member, _invoice_context(invoice, member, plan_name),
+          f"invoice_action_required:{invoice.id}:{invoice.action_ref}")
 
 
 def unpaid(session: Session, invoice: Invoice, member: Member, plan_name: str) -> None:
-    email_services.enqueue(session, "subscription_unpaid", member.email,
-                           _invoice_context(invoice, member, plan_name),
-                           dedupe_key=f"subscription_unpaid:{invoice.id}", member_id=member.id)
+    _send(session, "subscription_unpaid", member, _invoice_context(invoice, member, plan_name),
+          f"subscription_unpaid:{invoice.id}")
 
 
 def cancelled(session: Session, mandate: Mandate, member: Member, plan_name: str, access_until) -> None:
@@ -64,5 +88,4 @@ def cancelled(session: Session, mandate: Mandate, member: Member, plan_name: str
                "amount": format_money(mandate.amount, mandate.currency),
                "interval": describe(mandate.interval_unit, mandate.interval_count),
                "access_until": f"{access_until:%d %B %Y}" if access_until else ""}
-    email_services.enqueue(session, "subscription_cancelled", member.email, context,
-                           dedupe_key=f"subscription_cancelled:{mandate.id}", member_id=member.id)
+    _send(session, "subscription_cancelled", member, context, f"subscription_cancelled:{mandate.id}")

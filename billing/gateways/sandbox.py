@@ -118,18 +118,22 @@ class SandboxGateway(Gateway):
                            exp_year=card.exp_year, customer_ref=None)
 
     def charge(self, session, *, card, amount, currency, idempotency_key, description) -> ChargeResult:
-        existing = session.scalar(select(SandboxPayment).where(SandboxPayment.idempotency_key == idempotency_key))
+        # One lookup: the card, and the payment already made under this idempotency key, if any.
+        row = session.execute(
+            select(SandboxCard, SandboxPayment)
+            .outerjoin(SandboxPayment, SandboxPayment.idempotency_key == idempotency_key)
+            .where(SandboxCard.token == card.token)
+        ).first()
+        if row is None:
+            return ChargeResult(AttemptOutcome.FAILED_HARD, None, "No such payment method at the sandbox.")
+        stored, existing = row
         if existing is not None:  # a provider answers a repeated idempotency key with the first result
             return self._result(existing)
-        stored = session.scalar(select(SandboxCard).where(SandboxCard.token == card.token))
-        if stored is None:
-            return ChargeResult(AttemptOutcome.FAILED_HARD, None, "No such payment method at the sandbox.")
         status, _, code, _ = BEHAVIOURS[stored.behaviour]
         payment = SandboxPayment(reference="sbx_pi_" + secrets.token_hex(12), idempotency_key=idempotency_key,
                                  card_token=card.token, amount=amount, currency=currency, status=status,
                                  decline_code=code)
         session.add(payment)
-        session.flush()
         return self._result(payment, behaviour=stored.behaviour)
 
     def start_authentication(self, session, reference, *, return_url) -> str:
