@@ -31,6 +31,8 @@ GATEWAY_ERROR_BACKOFF = timedelta(hours=1)
 
 def retry_days() -> list[int]:
     raw = current_app.config["BILLING_RETRY_DAYS"]
+    if isinstance(raw, int):  # COURSEGATE_BILLING_RETRY_DAYS=3 arrives parsed as JSON
+        return [raw]
     if isinstance(raw, str):
         return [int(part) for part in raw.split(",") if part.strip()]
     return [int(day) for day in raw]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
@@ -161,4 +160,3 @@ def test_authentication_redirects_to_the_bank_and_confirms(app_ctx, mocked_respo
                                                        "message": "Authentication failed"}))
     failed = gateway.confirm(db.session, "pi_1")
     assert (failed.outcome, failed.message) == (AttemptOutcome.FAILED_RETRYABLE, "Authentication failed")
-    json.dumps(failed.message)
