@@ -363,3 +363,32 @@ def test_existing_member_signing_up_gets_no_second_welcome(client, clock, plan):
     sign_up(client, second_plan.id, "  ADA@example.com ")
     assert templates_sent(EMAIL).count("welcome") == 1
     assert db.session.scalar(select(func.count(Member.id))) == 1
+
+
+def test_a_gateway_error_is_retried_an_hour_later_without_counting_as_a_decline(client, clock, plan):
+    mandate = sign_up(client, plan.id, EMAIL)
+    set_card(mandate, "processing_error")
+    assert renew_until_due(clock, mandate).outcomes == {"gateway_error": 1}
+    db.session.refresh(mandate)
+    invoice = invoices_of(mandate)[1]
+    assert mandate.status == "active" and grant_of(mandate).status == "active"
+    assert (invoice.payment_status, invoice.attempt_count) == ("pending", 0)
+    assert invoice.next_attempt_at == RENEWAL + timedelta(hours=1)
+    assert emails("invoice_payment_failed") == []
+    set_card(mandate, "success")
+    clock[0] = RENEWAL + timedelta(hours=1)
+    assert tick().outcomes == {"succeeded": 1}
+    assert grant_of(mandate).ends_at == THIRD
+
+
+def test_an_invoice_a_tick_is_charging_cannot_be_paid_twice_by_hand(client, api, clock, plan):
+    mandate = sign_up(client, plan.id, EMAIL, card="decline")
+    [invoice] = invoices_of(mandate)
+    invoice.claim_token, invoice.claimed_at = "another-tick", T0  # a tick is in the middle of charging it
+    db.session.commit()
+    with client.session_transaction() as browser:
+        browser["member_id"] = mandate.member_id
+    assert client.post(f"/invoices/{invoice.id}/pay").status_code == 409
+    response = api.post(f"/api/v1/invoices/{invoice.id}/retry")
+    assert (response.status_code, response.json["code"]) == (409, "invoice_busy")
+    assert len(invoices_of(mandate)[0].attempts) == 1
