@@ -234,6 +234,8 @@ def exhaust(session: Session, invoice: Invoice) -> None:
 def void_invoice(session: Session, invoice: Invoice, reason: str) -> Invoice:
     if invoice.status != InvoiceStatus.OPEN:
         raise InvoiceNotOpen()
+    if invoice.claim_token is not None:  # a tick is charging it right now: do not void under its feet
+        raise InvoiceBusy()
     invoice.status = InvoiceStatus.VOID
     invoice.voided_at = timeutil.now()
     invoice.void_reason = reason

@@ -153,55 +153,70 @@ def charge_due_invoices(session: Session, now: datetime, batch: int, report: Tic
 
     A batch's outcomes are written in one commit. If the tick dies mid-batch, the charges already made are
     not lost: the claims go stale, a later tick charges again with the same idempotency keys (the attempt
-    numbers did not move), and the gateway answers with the first result instead of charging twice.
+    numbers did not move), and the gateway answers with the first result instead of charging twice. If a
+    batch fails, its invoices are charged one at a time, so one broken invoice cannot hold up the others.
     """
     while True:
         token = secrets.token_hex(16)
         claimed = _claim(session, now, batch, token)
         if not claimed:
             return
-        loaded = session.scalars(
-            select(Invoice).where(Invoice.id.in_(claimed))
-            .options(joinedload(Invoice.mandate).joinedload(Mandate.payment_method),
-                     joinedload(Invoice.mandate).joinedload(Mandate.member),
-                     joinedload(Invoice.mandate).joinedload(Mandate.plan),
-                     selectinload(Invoice.attempts))
-            .order_by(Invoice.id)
-        ).unique().all()
-        mandate_ids = [invoice.mandate_id for invoice in loaded]
-        grants: dict[int, Grant | None] = dict.fromkeys(mandate_ids)
-        for grant in session.scalars(
-            select(Grant).where(Grant.mandate_id.in_(mandate_ids),
-                                Grant.source_kind == GrantSourceKind.SUBSCRIPTION,
-                                Grant.status != GrantStatus.REVOKED).order_by(Grant.id)
-        ):
-            grants[grant.mandate_id] = grant  # the newest wins
-        session.info[invoices.GRANT_CACHE] = grants
-        outcomes: list[str] = []
         try:
-            with notify.batched(session):
-                with session.no_autoflush:
-                    for invoice in loaded:
-                        if invoice.mandate.payment_method is None:
-                            invoice.next_attempt_at = None
-                            outcomes.append("no_payment_method")
-                        else:
-                            outcomes.append(invoices.charge_invoice(session, invoice, initiated_by="tick").outcome)
-                        invoice.claim_token = None
-                        invoice.claimed_at = None
-            session.commit()
+            outcomes = _charge_batch(session, claimed)
         except Exception:
-            logger.exception("charging a batch of %s invoices failed; released for the next tick", len(claimed))
+            logger.exception("charging a batch of %s invoices failed; charging them one at a time", len(claimed))
             session.rollback()
-            session.execute(update(Invoice).where(Invoice.claim_token == token)
-                            .values(claim_token=None, claimed_at=None))
-            session.commit()
-            return
-        finally:
-            session.info.pop(invoices.GRANT_CACHE, None)
+            outcomes = []
+            for invoice_id in claimed:
+                try:
+                    outcomes += _charge_batch(session, [invoice_id])
+                except Exception:
+                    logger.exception("charging invoice %s failed; next try in an hour", invoice_id)
+                    session.rollback()
+                    session.execute(update(Invoice).where(Invoice.id == invoice_id, Invoice.claim_token == token)
+                                    .values(claim_token=None, claimed_at=None,
+                                            next_attempt_at=now + invoices.GATEWAY_ERROR_BACKOFF))
+                    session.commit()
+                    outcomes.append("error")
         report.charged += len(outcomes)
         for outcome in outcomes:
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+
+
+def _charge_batch(session: Session, invoice_ids: list[int]) -> list[str]:
+    """Charge the claimed invoices, record every outcome, release the claims: one commit."""
+    loaded = session.scalars(
+        select(Invoice).where(Invoice.id.in_(invoice_ids))
+        .options(joinedload(Invoice.mandate).joinedload(Mandate.payment_method),
+                 joinedload(Invoice.mandate).joinedload(Mandate.member),
+                 joinedload(Invoice.mandate).joinedload(Mandate.plan),
+                 selectinload(Invoice.attempts))
+        .order_by(Invoice.id)
+    ).unique().all()
+    mandate_ids = [invoice.mandate_id for invoice in loaded]
+    grants: dict[int, Grant | None] = dict.fromkeys(mandate_ids)
+    for grant in session.scalars(
+        select(Grant).where(Grant.mandate_id.in_(mandate_ids), Grant.source_kind == GrantSourceKind.SUBSCRIPTION,
+                            Grant.status != GrantStatus.REVOKED).order_by(Grant.id)
+    ):
+        grants[grant.mandate_id] = grant  # the newest wins
+    session.info[invoices.GRANT_CACHE] = grants
+    outcomes: list[str] = []
+    try:
+        with notify.batched(session):
+            with session.no_autoflush:
+                for invoice in loaded:
+                    if invoice.mandate.payment_method is None:
+                        invoice.next_attempt_at = None
+                        outcomes.append("no_payment_method")
+                    else:
+                        outcomes.append(invoices.charge_invoice(session, invoice, initiated_by="tick").outcome)
+                    invoice.claim_token = None
+                    invoice.claimed_at = None
+        session.commit()
+    finally:
+        session.info.pop(invoices.GRANT_CACHE, None)
+    return outcomes
 
 
 def give_up_exhausted(session: Session, now: datetime, batch: int) -> int:

@@ -124,8 +124,10 @@ def cancel_mandate(session: Session, mandate: Mandate, *, reason: str) -> Mandat
     mandate.status = MandateStatus.CANCELLED
     mandate.cancelled_at = now
     mandate.cancel_reason = reason
-    for invoice in session.scalars(select(Invoice).where(Invoice.mandate_id == mandate.id,
-                                                         Invoice.status == InvoiceStatus.OPEN)):
+    open_invoices = session.scalars(select(Invoice).where(Invoice.mandate_id == mandate.id,
+                                                          Invoice.status == InvoiceStatus.OPEN)
+                                    .with_for_update()).all()
+    for invoice in open_invoices:
         invoices.void_invoice(session, invoice, reason)
     grant = invoices.subscription_grant(session, mandate.id)
     access_until: datetime | None = None

@@ -392,3 +392,39 @@ def test_an_invoice_a_tick_is_charging_cannot_be_paid_twice_by_hand(client, api,
     response = api.post(f"/api/v1/invoices/{invoice.id}/retry")
     assert (response.status_code, response.json["code"]) == (409, "invoice_busy")
     assert len(invoices_of(mandate)[0].attempts) == 1
+
+
+def test_a_mandate_cannot_be_cancelled_while_a_tick_charges_its_invoice(client, api, clock, plan):
+    mandate = sign_up(client, plan.id, EMAIL, card="decline")
+    [invoice] = invoices_of(mandate)
+    invoice.claim_token, invoice.claimed_at = "another-tick", T0
+    db.session.commit()
+    response = api.post(f"/api/v1/mandates/{mandate.id}/cancel")
+    assert (response.status_code, response.json["code"]) == (409, "invoice_busy")
+    db.session.expire_all()
+    assert (mandate.status, invoices_of(mandate)[0].status) == ("past_due", "open")
+
+
+def test_one_broken_invoice_does_not_hold_up_the_rest_of_its_batch(client, clock, plan, monkeypatch):
+    ada = sign_up(client, plan.id, EMAIL)
+    bob = sign_up(client, plan.id, "bob@example.com")
+    clock[0] = RENEWAL - timedelta(hours=48)
+    tick()
+    broken = invoices_of(bob)[1].id
+    from billing import invoices as invoice_services
+
+    real = invoice_services.charge_invoice
+
+    def charge(session, invoice, **kwargs):
+        if invoice.id == broken:
+            raise RuntimeError("corrupt row")
+        return real(session, invoice, **kwargs)
+
+    monkeypatch.setattr(invoice_services, "charge_invoice", charge)
+    clock[0] = RENEWAL
+    report = tick()
+    assert report.outcomes == {"succeeded": 1, "error": 1}
+    assert invoices_of(ada)[1].status == "paid"
+    stuck = invoices_of(bob)[1]
+    assert (stuck.status, stuck.claim_token, stuck.next_attempt_at) == ("open", None, RENEWAL + timedelta(hours=1))
+    assert db.session.scalar(select(func.count(SandboxPayment.id))) == 3  # two sign-ups and ada's renewal
