@@ -6,10 +6,9 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 
 import timeutil
 from billing import gateways, invoices, links, mandates, plans, queries
-from billing.errors import MandateNotCancellable, PlanNotAvailable
+from billing.errors import InvoiceNotOpen, MandateNotCancellable, PlanNotAvailable
 from billing.models import Invoice, InvoiceStatus, MandateStatus, PaymentStatus, PlanState
 from billing.periods import describe, format_money
-from errors import CoursegateError
 from extensions import csrf, db
 from membership.auth import current_member
 
@@ -20,6 +19,7 @@ bp = Blueprint("billing_pages", __name__)
 def _csrf() -> None:
     if current_app.config.get("WTF_CSRF_ENABLED", True):  # tests not about CSRF may switch it off
         csrf.protect()
+
 
 CARD_SETUP_KEY = "billing_card_setup"
 
@@ -118,7 +118,7 @@ def new_card(invoice_id: int):
     """Pay with a new card: the gateway's hosted page, then back here to charge it."""
     invoice, token = _invoice_for_viewer(invoice_id)
     if invoice.status != InvoiceStatus.OPEN:
-        raise CoursegateError("That invoice is not open.", code="invoice_not_open", status=409)
+        raise InvoiceNotOpen()
     mandate = invoice.mandate
     start = gateways.get(mandate.gateway).start_setup(
         db.session, email=mandate.member.email,
