@@ -58,6 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    import billing
     import jobs
     import observability
     from emails.transport import mail
@@ -71,6 +72,7 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     jobs.init_app(app)
     observability.init_app(app)
+    billing.init_app(app)
     api.init_app(app, spec_kwargs={
         "extra_plugins": [ErrorResponsesPlugin()],
         "info": {"description": "Coursegate's owner API. Authenticate with `Authorization: Bearer <api key>`."},
@@ -88,11 +90,16 @@ def register_extensions(app: Flask) -> None:
     import automations.models  # noqa: F401
     import automations.tasks  # noqa: F401  (registers the Celery tasks in workers)
     import membership.tags  # noqa: F401
+    import billing.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
     from admin.pages import bp as admin_pages
     from automations.api import blp as automations_api
+    from billing import account_links as billing_links
+    from billing.api import blp as billing_api
+    from billing.gateways.sandbox import bp as sandbox_gateway
+    from billing.pages import bp as billing_pages
     from emails.api import blp as emails_api
     from extensions import api
     from fulfillment.account_links import card_update_url
@@ -108,19 +115,22 @@ def register_blueprints(app: Flask) -> None:
     from membership.pages import bp as member_pages
 
     # The JSON API (documented in the OpenAPI spec).
-    for blueprint in (membership_api, fulfillment_api, automations_api, member_api, emails_api):
+    for blueprint in (membership_api, fulfillment_api, automations_api, billing_api, member_api, emails_api):
         api.register_blueprint(blueprint)
     # emails imports no other domain, so the owner-key check is attached here, for this app only.
     app.before_request_funcs.setdefault(emails_api.name, []).append(auth.require_owner)
 
     # Cart webhooks, member pages, the owner's admin.
-    for blueprint in (webhooks, member_pages, keap_pages, admin_pages):
+    for blueprint in (webhooks, member_pages, billing_pages, sandbox_gateway, keap_pages, admin_pages):
         app.register_blueprint(blueprint)
     document_webhooks(app, api.spec)
 
     # Hooks the composition root wires, since the domains below it must not import those above:
     # /account's past-due notice links to where the member updates their card;
     account.register_card_update_url("integration", card_update_url)
+    account.register_card_update_url("billing", billing_links.card_update_url)
+    # /account shows the member's own subscriptions and invoices;
+    account.register_account_section("billing", billing_links.account_section)
     # a member's new email reaches the Keap link (cache, remembered contact, optional push to Keap).
     if on_member_email_changed not in member_services.email_change_listeners:
         member_services.email_change_listeners.append(on_member_email_changed)
@@ -132,12 +142,14 @@ def register_blueprints(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     from admin.cli import owners_cli
     from automations.cli import automations_cli
+    from billing.cli import billing_cli
     from emails.cli import emails_cli
     from fulfillment.cli import webhooks_cli
     from membership.cli import api_keys_cli, members_cli
     from schedule import jobs_cli
 
-    for group in (api_keys_cli, members_cli, emails_cli, jobs_cli, automations_cli, webhooks_cli, owners_cli):
+    for group in (api_keys_cli, members_cli, emails_cli, jobs_cli, automations_cli, webhooks_cli, owners_cli,
+                  billing_cli):
         app.cli.add_command(group)
 
 

@@ -47,10 +47,12 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("automations.sweep_webhooks", "automations.tasks:sweep_webhooks", timedelta(minutes=1)),
     # Grants whose scheduled revocation (cancel at period end, grace run out) has come.
     PeriodicJob("automations.run_due", "automations.tasks:run_due", timedelta(minutes=5)),
+    # Our own subscriptions: issue invoices ahead, charge what is due, retry, expire (billing/lifecycle.py).
+    PeriodicJob("billing.tick", "billing.tasks:tick", timedelta(minutes=5)),
 ]
 
 # Modules a Celery worker imports so every task is registered (periodic or triggered after a commit).
-TASK_MODULES = ["emails.tasks", "membership.tasks", "keap.tasks", "automations.tasks"]
+TASK_MODULES = ["emails.tasks", "membership.tasks", "keap.tasks", "automations.tasks", "billing.tasks"]
 
 
 def beat_schedule() -> dict:

@@ -65,6 +65,59 @@ register(
     {"member_name", "brand", "last4", "expiry", "old_last4", "subscriptions", "changed_at"},
     "Sent after a member's card was replaced and their subscriptions (Keap's or ours) moved to it.",
 )
+register(
+    "automation_message",
+    "{message_subject}",
+    {"message_subject", "message_body"},
+    "Sent by an automation rule: the owner writes the subject and body with {placeholders}.",
+)
+register(
+    "invoice_issued",
+    "Upcoming payment for {plan_name}: {amount} on {due_date}",
+    {"member_name", "plan_name", "invoice_number", "amount", "due_date", "period", "invoice_url"},
+    "Sent when a subscription's invoice is issued, ahead of the charge (billing).",
+    body_required={"invoice_url"},
+    links={"invoice_url"},
+)
+register(
+    "payment_receipt",
+    "Receipt for {plan_name}: {amount} paid",
+    {"member_name", "plan_name", "invoice_number", "amount", "period", "invoice_url", "paid_date", "access_until"},
+    "Sent when a subscription invoice is paid (billing).",
+    body_required={"invoice_url"},
+    links={"invoice_url"},
+)
+register(
+    "invoice_payment_failed",
+    "Action needed: your payment for {plan_name} did not go through",
+    {"member_name", "plan_name", "invoice_number", "amount", "due_date", "period", "invoice_url", "grace_days",
+     "reason"},
+    "Sent when charging a subscription invoice fails, with a link to retry or use a new card (billing).",
+    body_required={"invoice_url"},
+    links={"invoice_url"},
+)
+register(
+    "invoice_action_required",
+    "Please confirm your payment for {plan_name}",
+    {"member_name", "plan_name", "invoice_number", "amount", "due_date", "period", "invoice_url"},
+    "Sent when the bank asks the customer to authenticate a subscription payment (billing).",
+    body_required={"invoice_url"},
+    links={"invoice_url"},
+)
+register(
+    "subscription_unpaid",
+    "Your subscription to {plan_name} has ended",
+    {"member_name", "plan_name", "invoice_number", "amount", "due_date", "period", "invoice_url"},
+    "Sent when retries run out and a subscription becomes unpaid (billing).",
+    body_required={"invoice_url"},
+    links={"invoice_url"},
+)
+register(
+    "subscription_cancelled",
+    "Your subscription to {plan_name} is cancelled",
+    {"member_name", "plan_name", "reason", "amount", "interval", "access_until"},
+    "Sent when a subscription is cancelled by the customer, the owner, or because its plan was deleted (billing).",
+)
 
 
 def get(name: str) -> EmailKind:
@@ -72,9 +125,3 @@ def get(name: str) -> EmailKind:
         return CATALOG[name]
     except KeyError:
         raise LookupError(f"unknown email template {name!r}") from None
-register(
-    "automation_message",
-    "{message_subject}",
-    {"message_subject", "message_body"},
-    "Sent by an automation rule: the owner writes the subject and body with {placeholders}.",
-)

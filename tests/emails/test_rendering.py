@@ -48,8 +48,16 @@ def check_snapshot(name: str, actual: str) -> None:
     assert actual == path.read_text(), f"{name} differs from its golden file"
 
 
+# Emails whose golden files live with their domain's tests, rendered from real billing rows.
+GOLDEN_ELSEWHERE = {
+    name: "tests/billing/test_emails.py"
+    for name in ("invoice_issued", "payment_receipt", "invoice_payment_failed", "invoice_action_required",
+                 "subscription_unpaid", "subscription_cancelled")
+}
+
+
 def test_every_catalogued_email_has_a_golden_case():
-    missing = set(catalog.CATALOG) - set(CASES)
+    missing = set(catalog.CATALOG) - set(CASES) - set(GOLDEN_ELSEWHERE)
     assert not missing, f"add a context to CASES (and golden files) for: {', '.join(sorted(missing))}"
 
 

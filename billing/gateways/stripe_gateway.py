@@ -1,0 +1,138 @@
+"""Stripe through the official SDK: Checkout in setup mode to sign, off-session PaymentIntents to charge.
+
+Card data stays at Stripe: the customer types it on Stripe's hosted Checkout page, and we keep the
+PaymentMethod id (``pm_...``) with brand, last 4 and expiry. Declines map to attempt outcomes:
+
+- ``authentication_required`` (or a PaymentIntent left in ``requires_action``) -> ``requires_action``
+- hard declines (lost/stolen/fraudulent/expired/invalid card...) -> ``failed_hard``
+- any other card decline (insufficient funds, generic decline, try again later...) -> ``failed_retryable``
+- network trouble, rate limits, Stripe's own errors -> ``gateway_error``
+"""
+
+from __future__ import annotations
+
+import logging
+
+import stripe
+from flask import current_app
+
+from billing.errors import GatewayRefused
+from billing.gateways.base import CardDetails, ChargeResult, Gateway, SetupStart
+from billing.models import AttemptOutcome
+
+logger = logging.getLogger(__name__)
+
+HARD_DECLINES = frozenset({
+    "lost_card", "stolen_card", "pickup_card", "fraudulent", "restricted_card", "expired_card",
+    "incorrect_number", "invalid_number", "invalid_account", "card_not_supported", "currency_not_supported",
+    "do_not_honor_permanently", "revocation_of_authorization", "revocation_of_all_authorizations",
+    "stop_payment_order", "transaction_not_allowed", "security_violation", "merchant_blacklist",
+    "invalid_expiry_month", "invalid_expiry_year", "new_account_information_available",
+})
+ACTION_CODES = frozenset({"authentication_required", "card_velocity_exceeded_authentication"})
+
+
+def outcome_for_decline(code: str | None, decline_code: str | None) -> AttemptOutcome:
+    if code in ACTION_CODES or decline_code in ACTION_CODES:
+        return AttemptOutcome.REQUIRES_ACTION
+    if decline_code in HARD_DECLINES or code in HARD_DECLINES:
+        return AttemptOutcome.FAILED_HARD
+    return AttemptOutcome.FAILED_RETRYABLE
+
+
+class StripeGateway(Gateway):
+    name = "stripe"
+
+    def __init__(self, secret_key: str | None):
+        if not secret_key:
+            raise LookupError("BILLING_GATEWAY is 'stripe' but STRIPE_SECRET_KEY is not set")
+        retries = int(current_app.config.get("STRIPE_MAX_NETWORK_RETRIES", 2))
+        self.client = stripe.StripeClient(secret_key, http_client=stripe.RequestsClient(timeout=30),
+                                          max_network_retries=retries)
+
+    def start_setup(self, session, *, email, customer_ref, description, return_url, cancel_url) -> SetupStart:
+        try:
+            if not customer_ref:
+                customer_ref = self.client.v1.customers.create(params={"email": email}).id
+            separator = "&" if "?" in return_url else "?"
+            checkout = self.client.v1.checkout.sessions.create(params={
+                "mode": "setup",
+                "customer": customer_ref,
+                "payment_method_types": ["card"],
+                "success_url": return_url + separator + "session_id={CHECKOUT_SESSION_ID}",
+                "cancel_url": cancel_url,
+                "custom_text": {"submit": {"message": description[:1200]}},
+            })
+        except stripe.StripeError as exc:
+            logger.warning("stripe checkout setup failed: %s", type(exc).__name__)
+            raise GatewayRefused("The payment provider could not start the card authorisation.") from None
+        return SetupStart(redirect_url=checkout.url, reference=checkout.id)
+
+    def complete_setup(self, session, reference, params) -> CardDetails:
+        if params.get("session_id") != reference:
+            raise GatewayRefused("The card authorisation did not complete.")
+        try:
+            checkout = self.client.v1.checkout.sessions.retrieve(
+                reference, params={"expand": ["setup_intent.payment_method"]})
+        except stripe.StripeError:
+            raise GatewayRefused("The payment provider could not confirm the card authorisation.") from None
+        intent = getattr(checkout, "setup_intent", None)
+        if checkout.status != "complete" or not intent or intent.status != "succeeded":
+            raise GatewayRefused("The card authorisation did not complete.")
+        method = intent.payment_method
+        card = method.card
+        return CardDetails(token=method.id, brand=card.brand, last4=card.last4, exp_month=card.exp_month,
+                           exp_year=card.exp_year, customer_ref=getattr(checkout, "customer", None))
+
+    def charge(self, session, *, card, amount, currency, idempotency_key, description) -> ChargeResult:
+        try:
+            intent = self.client.v1.payment_intents.create(
+                params={"amount": amount, "currency": currency, "customer": card.customer_ref,
+                        "payment_method": card.token, "off_session": True, "confirm": True,
+                        "description": description},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.CardError as exc:
+            error = exc.error
+            intent = getattr(error, "payment_intent", None) if error else None
+            code = exc.code
+            decline_code = getattr(error, "decline_code", None) if error else None
+            outcome = outcome_for_decline(code, decline_code)
+            return ChargeResult(outcome, intent.id if intent else None, exc.user_message or code)
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+            return ChargeResult(AttemptOutcome.GATEWAY_ERROR, None, f"Stripe: {type(exc).__name__}")
+        except stripe.StripeError as exc:  # invalid request, auth: our configuration, not the card
+            logger.error("stripe refused a charge request: %s", type(exc).__name__)
+            return ChargeResult(AttemptOutcome.GATEWAY_ERROR, None, exc.user_message or type(exc).__name__)
+        return self._result(intent)
+
+    def start_authentication(self, session, reference, *, return_url) -> str:
+        try:
+            intent = self.client.v1.payment_intents.confirm(reference, params={"return_url": return_url})
+        except stripe.StripeError:
+            raise GatewayRefused("The payment provider could not start authentication.") from None
+        action = getattr(intent, "next_action", None)
+        if intent.status == "requires_action" and getattr(action, "type", None) == "redirect_to_url":
+            return action.redirect_to_url.url
+        return return_url  # nothing to authenticate any more: confirm() tells how it ended
+
+    def confirm(self, session, reference) -> ChargeResult:
+        try:
+            intent = self.client.v1.payment_intents.retrieve(reference)
+        except stripe.StripeError as exc:
+            return ChargeResult(AttemptOutcome.GATEWAY_ERROR, reference, f"Stripe: {type(exc).__name__}")
+        return self._result(intent)
+
+    @staticmethod
+    def _result(intent) -> ChargeResult:
+        if intent.status == "succeeded":
+            return ChargeResult(AttemptOutcome.SUCCEEDED, intent.id, "Payment succeeded.")
+        if intent.status in ("requires_action", "requires_confirmation"):
+            return ChargeResult(AttemptOutcome.REQUIRES_ACTION, intent.id,
+                                "The bank asks the cardholder to authenticate this payment.")
+        if intent.status == "processing":
+            return ChargeResult(AttemptOutcome.GATEWAY_ERROR, intent.id, "The payment is still processing.")
+        error = getattr(intent, "last_payment_error", None)
+        code, decline = getattr(error, "code", None), getattr(error, "decline_code", None)
+        message = getattr(error, "message", None) or f"Payment {intent.status}."
+        return ChargeResult(outcome_for_decline(code, decline), intent.id, message)
