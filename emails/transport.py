@@ -20,8 +20,10 @@ def build_message(*, sender: str, recipient: str, subject: str, text: str, html:
     msg["Subject"] = subject
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(idstring=f"coursegate-{email_id}")
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
+    # 8bit keeps every line whole in the .eml file, so a newcomer reading it in a terminal can copy the
+    # login link as it is (quoted-printable would fold it with "=" at 76 characters).
+    msg.set_content(text, cte="8bit")
+    msg.add_alternative(html, subtype="html", cte="8bit")
     return msg
 
 

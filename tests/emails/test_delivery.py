@@ -11,6 +11,7 @@ import timeutil
 from emails import services as email_services
 from emails.models import OutboundEmail
 from extensions import db
+from membership import login_links
 from membership import services
 from tests import factories
 from tests.helpers import login_link_in, path_of
@@ -153,6 +154,11 @@ def test_without_mail_server_emails_are_written_as_eml_files(app, app_config):
     (path,) = Path(app_config["COURSEGATE_MAIL_DIR"]).glob("*.eml")
     content = path.read_text()
     assert "To: file@example.com" in content and "/login/" in content
+    # The link stands whole on one line, so it can be copied straight from the file.
+    [line] = [line for line in content.splitlines() if "/login/" in line and line.startswith("http")]
+    token = line.rsplit("/login/", 1)[1]
+    with app.app_context():
+        assert login_links.redeem(db.session, token).status == "ok"
 
 
 def test_login_page_link_arrives_over_smtp_and_works_for_an_hour(smtp_app, smtp):
