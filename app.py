@@ -50,6 +50,13 @@ def create_app(test_config: dict | None = None) -> Flask:
             app.config["SQLALCHEMY_DATABASE_URI"] = config.database_uri(test_config["DATABASE_URL"])
 
     app.json.sort_keys = False  # keep fields in schema order
+    trusted = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if trusted:
+        # Behind N reverse proxies: the client's address (per-IP rate limits, logs) and scheme come from
+        # their X-Forwarded-* headers. Never set this without a proxy, or clients could claim any address.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)  # type: ignore[method-assign]
     register_extensions(app)
     register_blueprints(app)
     register_cli(app)

@@ -100,6 +100,7 @@ DEFAULTS = {
     # Embedded default: jobs run in-process after the response; a broker turns them into Celery tasks.
     "COURSEGATE_MAIL_DIR": None,  # default: <instance>/mail
     "MAIL_TIMEOUT": 10,
+    "TRUSTED_PROXIES": 0,  # COURSEGATE_TRUSTED_PROXIES: how many reverse proxies set X-Forwarded-*
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # carts send kilobytes; anything this large is not a delivery
     "WTF_CSRF_CHECK_DEFAULT": False,  # page blueprints call csrf.protect() themselves
     # Login links (seconds; settable as COURSEGATE_<NAME>): the welcome email's link, a /login link, how long a

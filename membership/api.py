@@ -130,8 +130,10 @@ def list_members(email=None, q=None):
     if email is not None:
         query = query.where(Member.email == email.strip().lower())
     if q:
-        pattern = f"%{q.strip().lower()}%"
-        query = query.where(or_(Member.email.like(pattern), Member.name.ilike(pattern)))
+        # %, _ and \ in the search are literal characters, not wildcards.
+        literal = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{literal}%"
+        query = query.where(or_(Member.email.like(pattern, escape="\\"), Member.name.ilike(pattern, escape="\\")))
     return query
 
 

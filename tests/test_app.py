@@ -72,3 +72,18 @@ def test_unknown_api_route_is_json_and_page_is_html(client):
 
 def test_healthz(client):
     assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for(make_app):
+    from flask import request
+
+    def remote(app):
+        @app.get("/_remote")
+        def _remote():
+            return request.remote_addr or ""
+
+        return app.test_client().get("/_remote", headers={"X-Forwarded-For": "198.51.100.7"},
+                                     environ_base={"REMOTE_ADDR": "10.0.0.2"}).text
+
+    assert remote(make_app()) == "10.0.0.2"  # no proxy configured: the header is not believed
+    assert remote(make_app(TRUSTED_PROXIES=1)) == "198.51.100.7"

@@ -153,3 +153,11 @@ def test_access_check_needs_email_and_course(api):
     response = api.get("/api/v1/access?email=a@example.com")
     assert response.status_code == 422 and "course" in response.json["errors"]
     assert api.get("/api/v1/access?email=nonsense&course=x").json == {"allowed": False, "levels": []}
+
+
+def test_member_search_treats_wildcards_literally(api):
+    api.post("/api/v1/members", json={"email": "a_b@example.com", "name": "Under Score"})
+    api.post("/api/v1/members", json={"email": "axb@example.com", "name": "100% Sure"})
+    assert [m["email"] for m in api.get("/api/v1/members?q=a_b").json] == ["a_b@example.com"]
+    assert [m["email"] for m in api.get("/api/v1/members?q=100%25").json] == ["axb@example.com"]
+    assert len(api.get("/api/v1/members?q=example").json) == 2
