@@ -1,94 +1,18 @@
-"""The admin's promise: every page answers within 200 ms with 100,000 members (paginated, indexed search).
-
-The members joined over three years (about 8,000 in the chart's 90 days); one grant each, a tenth revoked.
-"""
+"""The admin's search at 100,000 members uses the indexes (timings are measured by bench/admin_pages.py,
+never by a timed test)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from sqlalchemy import text
 
+from bench.admin_pages import PAGES, fill
 from extensions import db
-from tests.conftest import IS_POSTGRES
-
-MEMBERS = 100_000
-BUDGET_SECONDS = 0.200
-
-POSTGRES_FILL = """
-INSERT INTO members (email, name, login_nonce, created_at, updated_at)
-SELECT 'member' || n || '@example' || (n % 97) || '.com',
-       (ARRAY['Ann','Bob','Cleo','Dev','Eve','Femi','Gus','Hana'])[1 + n % 8] || ' ' || md5(n::text),
-       '', now() - (n % 1095) * interval '1 day', now()
-FROM generate_series(1, :count) AS n;
-INSERT INTO grants (member_id, level_id, status, starts_at, revoked_at, revoke_reason, source_kind,
-                    created_at, updated_at)
-SELECT id, :level_id, CASE WHEN id % 10 = 0 THEN 'revoked' ELSE 'active' END, now() - interval '200 days',
-       CASE WHEN id % 10 = 0 THEN now() - (id % 1095) * interval '1 day' END,
-       CASE WHEN id % 10 = 0 THEN 'refund' END, 'manual', now(), now()
-FROM members;
-"""
-
-SQLITE_FILL = """
-WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :count)
-INSERT INTO members (email, name, login_nonce, created_at, updated_at)
-SELECT 'member' || n || '@example' || (n % 97) || '.com', 'Member ' || hex(randomblob(8)), '',
-       datetime('now', '-' || (n % 1095) || ' days'), datetime('now') FROM seq;
-INSERT INTO grants (member_id, level_id, status, starts_at, revoked_at, revoke_reason, source_kind,
-                    created_at, updated_at)
-SELECT id, :level_id, CASE WHEN id % 10 = 0 THEN 'revoked' ELSE 'active' END, datetime('now', '-200 days'),
-       CASE WHEN id % 10 = 0 THEN datetime('now', '-' || (id % 1095) || ' days') END,
-       CASE WHEN id % 10 = 0 THEN 'refund' END, 'manual', datetime('now'), datetime('now')
-FROM members;
-ANALYZE;
-"""
 
 
-def fill(app) -> None:
-    from tests import factories
-
-    with app.app_context():
-        level = factories.make_level()
-        db.session.commit()
-        script = POSTGRES_FILL if IS_POSTGRES else SQLITE_FILL
-        with db.engine.begin() as conn:
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(text(statement), {"count": MEMBERS, "level_id": level.id})
-        if IS_POSTGRES:  # what autovacuum does to a table that size: statistics and the visibility map
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM ANALYZE members, grants"))
-
-
-def timed(admin, path: str) -> float:
-    """The best of five: the machine may be busy with other work; the page's own cost is the floor."""
-    admin.get(path)  # warm caches, as a page an owner comes back to
-    runs = []
-    for _ in range(5):
-        started = time.perf_counter()
-        response = admin.get(path)
-        runs.append(time.perf_counter() - started)
-        assert response.status_code == 200
-    return min(runs)
-
-
-PAGES = [
-    "/admin/",
-    "/admin/members",
-    "/admin/members?page=1500",
-    "/admin/members?q=member4242@",
-    "/admin/members?q=cleo",
-    "/admin/members?q=example13.com&page=3",
-    "/admin/members/777",
-    "/admin/emails",
-]
-
-
-def test_pages_answer_within_200ms_with_100k_members(admin, app):
+def test_every_page_answers_with_100k_members(admin, app):
     fill(app)
-    timings = {path: timed(admin, path) for path in PAGES}
-    slow = {path: f"{seconds * 1000:.0f} ms" for path, seconds in timings.items() if seconds >= BUDGET_SECONDS}
-    assert not slow, f"over {BUDGET_SECONDS * 1000:.0f} ms: {slow}"
+    for path in PAGES:
+        assert admin.get(path).status_code == 200, path
 
 
 @pytest.mark.postgres
