@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from extensions import db
-from fulfillment import parsers, services, signatures
+from fulfillment import keap_post, parsers, services, signatures
 from fulfillment.errors import IntegrationNotFound
 from fulfillment.models import EventStatus, Integration, IntegrationKind, WebhookEvent
 
@@ -71,6 +71,20 @@ def thrivecart(integration_id: int):
     row = services.receive(db.session, integration, event,
                            body=parsers.strip_thrivecart_secret(body, content_type),
                            content_type=content_type, headers=_headers())
+    return _commit_and_answer(row)
+
+
+@bp.route("/keap/<int:integration_id>", methods=["POST"])
+def keap(integration_id: int):
+    """A Keap campaign's "Send HTTP Post" step (form, or JSON): ``key`` in the URL query or as a pair."""
+    integration = _integration(integration_id, IntegrationKind.KEAP)
+    body = _raw_body()
+    content_type = request.content_type or ""
+    fields = keap_post.decode(body, content_type)
+    signatures.verify_keap(integration, keap_post.given_key(fields, request.args.get("key")))
+    row = services.receive(db.session, integration, keap_post.event(fields),
+                           body=keap_post.strip_key(body, content_type), content_type=content_type,
+                           headers=_headers())
     return _commit_and_answer(row)
 
 
