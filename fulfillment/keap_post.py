@@ -23,6 +23,7 @@ from datetime import timedelta
 from urllib.parse import parse_qsl, quote, urlencode
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import timeutil
@@ -48,6 +49,7 @@ CONTACT_ID_FIELDS = ("contactid", "contact0id", "id")
 FIRST_NAME_FIELDS = ("firstname", "contact0firstname")
 LAST_NAME_FIELDS = ("lastname", "contact0lastname")
 REVOKE_REASON = "keap_revoke"
+GRANT_KEY = ("integration_id", "order_ref", "line_ref", "level_id")  # uq_grants_order_line_level
 MAX_DAYS = 36500
 MAX_FIELDS = 2000
 # A merge field Keap could not fill arrives as itself: ``~Contact.Email~``.
@@ -231,8 +233,13 @@ def _unknown_levels(unknown: list[str]) -> str:
 
 
 def _remember(session: Session, member: Member, post: KeapPost) -> None:
-    if post.contact_id:
-        keap_subscriptions.remember_contact(session, member, post.contact_id, matched_by="campaign")
+    if not post.contact_id:
+        return
+    try:
+        with session.begin_nested():
+            keap_subscriptions.remember_contact(session, member, post.contact_id, matched_by="campaign")
+    except IntegrityError:  # the same step posted twice at once: the other post remembered it
+        session.refresh(member)
 
 
 def _open(grant: Grant, moment) -> bool:
@@ -275,11 +282,11 @@ def _enroll(session: Session, row: WebhookEvent, integration: Integration, order
             session.flush()
             granted.append((level, same.id))
             continue
-        inserted = services._insert_ignoring_conflicts(session, Grant, ("integration_id", "order_ref", "line_ref", "level_id"), [
-            dict(member_id=member.id, level_id=level.id, status=GrantStatus.ACTIVE, starts_at=moment, ends_at=ends_at,
-                 source_kind=GrantSourceKind.ORDER, integration_id=integration.id, order_ref=order.order_ref,
-                 line_ref=line_ref, subscription_ref=None, note=f"Keap HTTP Post (event {row.id})",
-                 created_at=moment, updated_at=moment)])
+        values = dict(member_id=member.id, level_id=level.id, status=GrantStatus.ACTIVE, starts_at=moment,
+                      ends_at=ends_at, source_kind=GrantSourceKind.ORDER, integration_id=integration.id,
+                      order_ref=order.order_ref, line_ref=line_ref, subscription_ref=None,
+                      note=f"Keap HTTP Post (event {row.id})", created_at=moment, updated_at=moment)
+        inserted = services._insert_ignoring_conflicts(session, Grant, GRANT_KEY, [values])
         if inserted:
             granted.append((level, inserted[0].id))
         else:  # a concurrent post of the same step got there first

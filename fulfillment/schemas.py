@@ -135,7 +135,7 @@ class EventArgs(QueryArgs):
 class EventOut(ma.Schema):
     id = ma.fields.Integer()
     integration_id = ma.fields.Integer(allow_none=True)
-    provider = ma.fields.String(metadata={"description": "thrivecart, stripe or generic"})
+    provider = ma.fields.String(metadata={"description": "thrivecart, stripe, generic or keap"})
     event_type = ma.fields.String(metadata={"description": "The cart's event name, e.g. order.success"})
     status = ma.fields.String(metadata={"description": "processed, duplicate, ignored, needs_attention or failed"})
     dedupe_key = ma.fields.String(allow_none=True)

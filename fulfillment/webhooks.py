@@ -122,7 +122,7 @@ class WebhookAnswer(ma.Schema):
 
 
 def document(app, spec) -> None:
-    """Add the three receivers and the generic event format to the spec."""
+    """Add the receivers and the generic event format to the spec."""
     rules = {rule.endpoint: rule for rule in app.url_map.iter_rules()}
     spec.components.schema("GenericWebhookEvent", schema=parsers.GenericEventSchema)
     spec.components.schema("WebhookAnswer", schema=WebhookAnswer)
@@ -157,6 +157,17 @@ def document(app, spec) -> None:
         "head": {"tags": ["Cart webhooks"], "security": [],
                  "summary": "ThriveCart's URL check", "responses": {"200": {"description": "The URL exists"}}},
     })
+    spec.path(rule=rules["webhooks.keap"], operations={"post": {
+        "tags": ["Cart webhooks"], "security": [],
+        "summary": "Keap (Infusionsoft) campaign HTTP Post: enroll, revoke, tag or untag",
+        "description": ("The integration's key as `?key=` or a `key` pair. Pairs (names in any case): `Email`, "
+                        "`contactId`/`Id`, `FirstName`, `LastName`, `action` (enroll, revoke, tag, untag), `level` "
+                        "(slugs, comma-separated), `tag`, `days`. See GET /api/v1/integrations/{id}/keap-setup."),
+        "parameters": [{"name": "key", "in": "query", "required": False, "schema": {"type": "string"}}],
+        "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                                    "application/json": {"schema": {"type": "object"}}}},
+        "responses": common,
+    }})
     spec.path(rule=rules["webhooks.stripe_webhook"], operations={"post": {
         "tags": ["Cart webhooks"], "security": [],
         "summary": "Stripe webhooks (Stripe-Signature with the whsec_ secret)",

@@ -368,3 +368,17 @@ def test_campaign_and_legacy_posts_for_one_contact_are_one_member_and_one_grant(
     post(client, keap.id, legacy_contact(Id="4321"))
     assert [m.id for m in members()] == [member.id] and len(grants()) == 1
     assert db.session.scalar(select(Member.keap_contact_id)) == "4321"
+
+
+@pytest.mark.postgres
+def test_the_same_step_posted_three_times_at_once_enrols_once(live_server, keap, session):
+    from tests.fulfillment.test_concurrency import post_together
+
+    url = f"{live_server}/webhooks/keap/{keap.id}?key={KEY}"
+    for n in range(5):
+        body = urlencode(campaign(Email=f"twice{n}@example.com", contactId=str(900 + n), level="pro,bonus")).encode()
+        responses = post_together(url, [(body, "application/x-www-form-urlencoded")] * 3)
+        assert [(r.status_code, r.json()["status"]) for r in responses] == [(200, "processed")] * 3
+    session.expire_all()
+    assert len(members()) == 5 and len(grants()) == 10 and len(emails("welcome")) == 5
+    assert len(session.scalars(select(KeapContactLink)).all()) == 5
