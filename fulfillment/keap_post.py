@@ -198,7 +198,7 @@ def event(fields: dict[str, list[str]]) -> OrderEvent:
         problem = (f"Unusable tag name(s) {bad}: use lower-case letters, digits and - _ . : only. Fix the "
                    "campaign's HTTP Post, then replay this event.")
     elif action == ENROLL and raw_days is not None:
-        if not raw_days.isdigit() or not 1 <= int(raw_days) <= MAX_DAYS:
+        if not (raw_days.isascii() and raw_days.isdigit()) or not 1 <= int(raw_days) <= MAX_DAYS:
             problem = (f"days must be a whole number of days from 1 to {MAX_DAYS}, not {raw_days!r}. Fix the "
                        "campaign's HTTP Post, then replay this event.")
         else:
