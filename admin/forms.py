@@ -51,7 +51,8 @@ class LevelForm(FlaskForm):
 
 
 KIND_CHOICES = [SelectChoice("thrivecart", "ThriveCart"), SelectChoice("stripe", "Stripe"),
-                SelectChoice("generic", "Another cart (signed webhook)")]
+                SelectChoice("generic", "Another cart (signed webhook)"),
+                SelectChoice("keap", "Keap / Infusionsoft (campaign HTTP Post)")]
 CANCEL_CHOICES = [SelectChoice("period_end", "At the end of the paid period"), SelectChoice("immediately", "Immediately")]
 
 

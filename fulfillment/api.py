@@ -6,11 +6,11 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from extensions import db
-from fulfillment import rules, services
-from fulfillment.errors import EventNotFound
-from fulfillment.models import FulfillmentRule, Integration, WebhookEvent
+from fulfillment import keap_post, rules, services
+from fulfillment.errors import EventNotFound, NotKeapIntegration
+from fulfillment.models import FulfillmentRule, Integration, IntegrationKind, WebhookEvent
 from fulfillment.schemas import (EventArgs, EventDetailOut, EventOut, IntegrationCreated, IntegrationIn,
-                                 IntegrationOut, IntegrationUpdate, RuleIn, RuleOut, RuleUpdate)
+                                 IntegrationOut, IntegrationUpdate, KeapSetupOut, RuleIn, RuleOut, RuleUpdate)
 from membership import auth
 from pagination import PAGE_SIZE, SelectPage
 
@@ -61,6 +61,18 @@ def delete_integration(integration_id):
     """Delete an integration and its rules; grants it gave stay."""
     rules.delete_integration(db.session, rules.get_integration(db.session, integration_id))
     db.session.commit()
+
+
+@blp.route("/integrations/<int:integration_id>/keap-setup", methods=["GET"])
+@blp.response(200, KeapSetupOut)
+def keap_setup(integration_id):
+    """Keap only: the URL (with its key) and the name/value pairs to paste into a campaign's "Send HTTP Post".
+
+    409 ``not_a_keap_integration`` for another kind of integration."""
+    integration = rules.get_integration(db.session, integration_id)
+    if integration.kind != IntegrationKind.KEAP:
+        raise NotKeapIntegration()
+    return keap_post.setup(db.session, integration)
 
 
 @blp.route("/integrations/<int:integration_id>/rules", methods=["GET"])

@@ -8,6 +8,11 @@ class IntegrationNotFound(NotFound):
     message = "No integration has that id."
 
 
+class NotKeapIntegration(Conflict):
+    code = "not_a_keap_integration"
+    message = "That integration is not a Keap integration; only Keap has an HTTP Post setup."
+
+
 class RuleNotFound(NotFound):
     code = "rule_not_found"
     message = "No fulfillment rule has that id for this integration."

@@ -17,6 +17,7 @@ class IntegrationKind(enum.StrEnum):
     THRIVECART = "thrivecart"
     STRIPE = "stripe"
     GENERIC = "generic"
+    KEAP = "keap"  # a Keap campaign's "Send HTTP Post" step (fulfillment/keap_post.py)
 
 
 class CancelAccess(enum.StrEnum):
@@ -34,7 +35,7 @@ class ItemType(enum.StrEnum):
 class Integration(db.Model):
     __tablename__ = "integrations"
     __table_args__ = (
-        CheckConstraint("kind IN ('thrivecart', 'stripe', 'generic')", name="kind"),
+        CheckConstraint("kind IN ('thrivecart', 'stripe', 'generic', 'keap')", name="kind"),
         CheckConstraint("cancel_access IN ('period_end', 'immediately')", name="cancel_access"),
         CheckConstraint("grace_days >= 0", name="grace_days_positive"),
     )
@@ -54,6 +55,8 @@ class Integration(db.Model):
     grace_days: Mapped[int] = mapped_column(default=7)
     # Where the dunning email sends a member to update their card (e.g. the cart's customer hub).
     card_update_url: Mapped[str | None] = mapped_column(String(500))
+    # Keap only: the external_source an enrolment sets on the member (null: "infusionsoft").
+    external_source: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
     updated_at: Mapped[datetime] = mapped_column(default=timeutil.now, onupdate=timeutil.now)
 

@@ -34,6 +34,7 @@ class Action:
     SUBSCRIPTION_RESUMED = "subscription_resumed"
     IGNORED = "ignored"
     CHECK = "check"  # ThriveCart's URL check: a POST without an event
+    KEAP_POST = "keap_post"  # a Keap campaign's HTTP Post (fulfillment/keap_post.py)
 
 
 ITEM_TYPES = [t.value for t in ItemType]
@@ -78,6 +79,8 @@ class OrderEvent:
     # Why this event is ignored or cannot be used as it stands.
     note: str | None = None
     problem: str | None = None
+    # Keap HTTP Post: what the owner's pairs ask for (a fulfillment.keap_post.KeapPost).
+    keap: object | None = None
 
 
 def _key(*parts: object) -> str:

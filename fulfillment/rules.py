@@ -14,11 +14,18 @@ from fulfillment.models import FulfillmentRule, Integration, IntegrationKind
 from membership import courses
 from membership.models import Level
 
-INTEGRATION_SETTINGS = ("name", "accept_test_orders", "cancel_access", "grace_days", "card_update_url")
+INTEGRATION_SETTINGS = ("name", "accept_test_orders", "cancel_access", "grace_days", "card_update_url",
+                        "external_source")
+KEAP_DEFAULT_SOURCE = "infusionsoft"
 
 
 def webhook_url(integration: Integration) -> str:
     return f"{current_app.config['SITE_URL']}/webhooks/{integration.kind}/{integration.id}"
+
+
+def external_source(integration: Integration) -> str:
+    """Keap: what an enrolment sets as the member's ``external_source``."""
+    return integration.external_source or KEAP_DEFAULT_SOURCE
 
 
 def get_integration(session: Session, integration_id: int) -> Integration:
@@ -34,11 +41,14 @@ def _require_published_course(session: Session) -> None:
 
 
 def create_integration(session: Session, data: dict) -> Integration:
-    """Create a cart connection. A generic cart gets a generated signing secret unless one is given."""
+    """Create a cart connection. A generic cart gets a generated signing secret unless one is given, and a
+    Keap integration a generated URL key."""
     _require_published_course(session)
     secret = data.get("secret")
     if not secret and data["kind"] == IntegrationKind.GENERIC:
         secret = "cgwh_" + secrets.token_urlsafe(32)
+    if not secret and data["kind"] == IntegrationKind.KEAP:
+        secret = "cgkp_" + secrets.token_urlsafe(24)
     integration = Integration(kind=data["kind"], secret=secret or None, api_key=data.get("api_key"),
                               **{k: data[k] for k in INTEGRATION_SETTINGS if k in data})
     session.add(integration)

@@ -9,7 +9,7 @@ from fulfillment import rules, services
 from membership.schemas import LevelRef
 from schemas_common import ExternalId, QueryArgs, StrictSchema
 
-KINDS = ["thrivecart", "stripe", "generic"]
+KINDS = ["thrivecart", "stripe", "generic", "keap"]
 ITEM_TYPES = ["product", "bump", "upsell", "downsell"]
 
 
@@ -19,7 +19,8 @@ class IntegrationIn(StrictSchema):
     secret = ma.fields.String(load_only=True, allow_none=True, validate=validate.Length(min=8, max=255),
                               metadata={"description": "ThriveCart secret word, Stripe whsec_ signing secret, or "
                                                        "the generic cart's signing secret (generated if omitted). "
-                                                       "Write-only."})
+                                                       "Keap: the key of the HTTP Post URL (generated if omitted; "
+                                                       "see GET /integrations/{id}/keap-setup). Write-only."})
     api_key = ma.fields.String(load_only=True, allow_none=True, validate=validate.Length(max=255),
                                metadata={"description": "Stripe only: restricted key to read Checkout line items. "
                                                         "Write-only."})
@@ -30,6 +31,11 @@ class IntegrationIn(StrictSchema):
     card_update_url = ma.fields.Url(allow_none=True, load_default=None, require_tld=False,
                                     metadata={"description": "Where a failed-payment email sends the member to "
                                                              "update their card"})
+    external_source = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=100),
+                                       metadata={"description": "Keap only: the external source an enrolment sets "
+                                                                "on the member (default infusionsoft; the billing "
+                                                                "page reads Keap subscriptions for infusionsoft and "
+                                                                "keap)"})
 
 
 class IntegrationUpdate(StrictSchema):
@@ -40,6 +46,11 @@ class IntegrationUpdate(StrictSchema):
     cancel_access = ma.fields.String(validate=validate.OneOf(["period_end", "immediately"]))
     grace_days = ma.fields.Integer(strict=True, validate=validate.Range(min=0, max=90))
     card_update_url = ma.fields.Url(allow_none=True, require_tld=False)
+    external_source = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=100),
+                                       metadata={"description": "Keap only: the external source an enrolment sets "
+                                                                "on the member (default infusionsoft; the billing "
+                                                                "page reads Keap subscriptions for infusionsoft and "
+                                                                "keap)"})
 
 
 class IntegrationOut(ma.Schema):
@@ -52,12 +63,34 @@ class IntegrationOut(ma.Schema):
     cancel_access = ma.fields.String()
     grace_days = ma.fields.Integer()
     card_update_url = ma.fields.String(allow_none=True)
+    external_source = ma.fields.Function(lambda i: rules.external_source(i) if i.kind == "keap" else None,
+                                         metadata={"description": "Keap only: what an enrolment sets as the "
+                                                                  "member's external source"})
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 
 
 class IntegrationCreated(IntegrationOut):
     secret = ma.fields.String(allow_none=True, metadata={"description": "Shown once, at creation; never again."})
+
+
+class KeapPair(ma.Schema):
+    name = ma.fields.String()
+    value = ma.fields.String()
+
+
+class KeapExample(ma.Schema):
+    action = ma.fields.String(metadata={"description": "enroll, revoke, tag or untag"})
+    description = ma.fields.String()
+    pairs = ma.fields.List(ma.fields.Nested(KeapPair))
+
+
+class KeapSetupOut(ma.Schema):
+    url = ma.fields.String(metadata={"description": "The Post URL for the campaign step, with its ?key=. It holds "
+                                                   "the secret: paste it into Keap only."})
+    pairs = ma.fields.List(ma.fields.Nested(KeapPair), metadata={"description": "The name/value pairs of an "
+                                                                               "enrolment step"})
+    examples = ma.fields.List(ma.fields.Nested(KeapExample))
 
 
 class RuleIn(StrictSchema):
@@ -102,7 +135,7 @@ class EventArgs(QueryArgs):
 class EventOut(ma.Schema):
     id = ma.fields.Integer()
     integration_id = ma.fields.Integer(allow_none=True)
-    provider = ma.fields.String(metadata={"description": "thrivecart, stripe or generic"})
+    provider = ma.fields.String(metadata={"description": "thrivecart, stripe, generic or keap"})
     event_type = ma.fields.String(metadata={"description": "The cart's event name, e.g. order.success"})
     status = ma.fields.String(metadata={"description": "processed, duplicate, ignored, needs_attention or failed"})
     dedupe_key = ma.fields.String(allow_none=True)

@@ -476,7 +476,15 @@ def _resumed(session: Session, row: WebhookEvent, integration: Integration,
     return EventStatus.PROCESSED, None if grants else "No paused grant for this subscription."
 
 
+def _keap_post(session: Session, row: WebhookEvent, integration: Integration,
+               event: OrderEvent) -> tuple[str, str | None]:
+    from fulfillment import keap_post  # it builds on this module
+
+    return keap_post.apply(session, row, integration, event)
+
+
 HANDLERS = {
+    Action.KEAP_POST: _keap_post,
     Action.ORDER_COMPLETED: _order_completed,
     Action.LINE_REFUNDED: _line_refunded,
     Action.SUBSCRIPTION_CANCELLED: _subscription_cancelled,
@@ -503,6 +511,10 @@ def parse_stored(row: WebhookEvent) -> OrderEvent:
         return parsers.thrivecart_event(parsers.decode_thrivecart(body, row.content_type))
     if row.provider == IntegrationKind.STRIPE:
         return parsers.stripe_event(parsers.decode_json(body))
+    if row.provider == IntegrationKind.KEAP:
+        from fulfillment import keap_post
+
+        return keap_post.event(keap_post.decode(body, row.content_type))
     return parsers.generic_event(parsers.decode_json(body))
 
 
@@ -511,6 +523,10 @@ def stored_payload(row: WebhookEvent) -> dict:
     body = row.body.encode("utf-8")
     if row.provider == IntegrationKind.THRIVECART:
         return parsers.decode_thrivecart(body, row.content_type)
+    if row.provider == IntegrationKind.KEAP:
+        from fulfillment import keap_post
+
+        return keap_post.payload(body, row.content_type)
     return parsers.decode_json(body)
 
 

@@ -49,6 +49,19 @@ def verify_thrivecart(integration: Integration, given: object) -> None:
         raise WebhookUnauthorized("thrivecart_secret does not match.", code="invalid_secret")
 
 
+def verify_keap(integration: Integration, given: object) -> None:
+    """Keap HTTP Post: the ``key`` from the URL query or a posted pair must equal the integration's secret."""
+    secrets = _require_secrets(integration)
+    if not isinstance(given, str) or not given:
+        raise WebhookUnauthorized("The key is missing: post to the URL with ?key=... (see the integration's "
+                                  "Keap setup).", code="missing_secret")
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(given.encode(), secret.encode())
+    if not matched:
+        raise WebhookUnauthorized("The key does not match.", code="invalid_secret")
+
+
 def verify_stripe(integration: Integration, payload: bytes, header: str | None) -> None:
     """``Stripe-Signature`` over the raw body, through the official SDK (300 s tolerance, any v1)."""
     secrets = _require_secrets(integration)

@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from extensions import db
-from fulfillment import parsers, services, signatures
+from fulfillment import keap_post, parsers, services, signatures
 from fulfillment.errors import IntegrationNotFound
 from fulfillment.models import EventStatus, Integration, IntegrationKind, WebhookEvent
 
@@ -74,6 +74,20 @@ def thrivecart(integration_id: int):
     return _commit_and_answer(row)
 
 
+@bp.route("/keap/<int:integration_id>", methods=["POST"])
+def keap(integration_id: int):
+    """A Keap campaign's "Send HTTP Post" step (form, or JSON): ``key`` in the URL query or as a pair."""
+    integration = _integration(integration_id, IntegrationKind.KEAP)
+    body = _raw_body()
+    content_type = request.content_type or ""
+    fields = keap_post.decode(body, content_type)
+    signatures.verify_keap(integration, keap_post.given_key(fields, request.args.get("key")))
+    row = services.receive(db.session, integration, keap_post.event(fields),
+                           body=keap_post.strip_key(body, content_type), content_type=content_type,
+                           headers=_headers())
+    return _commit_and_answer(row)
+
+
 def _receive_signed_json(integration_id: int, kind: str, verify, header: str, parse):
     """Stripe and generic carts: verify the signature over the raw bytes, then parse, store, process."""
     integration = _integration(integration_id, kind)
@@ -108,7 +122,7 @@ class WebhookAnswer(ma.Schema):
 
 
 def document(app, spec) -> None:
-    """Add the three receivers and the generic event format to the spec."""
+    """Add the receivers and the generic event format to the spec."""
     rules = {rule.endpoint: rule for rule in app.url_map.iter_rules()}
     spec.components.schema("GenericWebhookEvent", schema=parsers.GenericEventSchema)
     spec.components.schema("WebhookAnswer", schema=WebhookAnswer)
@@ -143,6 +157,17 @@ def document(app, spec) -> None:
         "head": {"tags": ["Cart webhooks"], "security": [],
                  "summary": "ThriveCart's URL check", "responses": {"200": {"description": "The URL exists"}}},
     })
+    spec.path(rule=rules["webhooks.keap"], operations={"post": {
+        "tags": ["Cart webhooks"], "security": [],
+        "summary": "Keap (Infusionsoft) campaign HTTP Post: enroll, revoke, tag or untag",
+        "description": ("The integration's key as `?key=` or a `key` pair. Pairs (names in any case): `Email`, "
+                        "`contactId`/`Id`, `FirstName`, `LastName`, `action` (enroll, revoke, tag, untag), `level` "
+                        "(slugs, comma-separated), `tag`, `days`. See GET /api/v1/integrations/{id}/keap-setup."),
+        "parameters": [{"name": "key", "in": "query", "required": False, "schema": {"type": "string"}}],
+        "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                                    "application/json": {"schema": {"type": "object"}}}},
+        "responses": common,
+    }})
     spec.path(rule=rules["webhooks.stripe_webhook"], operations={"post": {
         "tags": ["Cart webhooks"], "security": [],
         "summary": "Stripe webhooks (Stripe-Signature with the whsec_ secret)",

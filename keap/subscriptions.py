@@ -218,8 +218,14 @@ def contacts_for_email(client: KeapClient, email: str) -> list[str]:
 
 
 def match_contacts(session: Session, member: Member, client: KeapClient) -> list[str]:
-    """The remembered contacts plus any contact found under the member's current email (remembered now)."""
+    """The remembered contacts plus any contact found under the member's current email (remembered now).
+
+    A contact that a Keap campaign posted for this member is Keap's own word on who they are: then the
+    remembered contacts are used as they are, without searching by email."""
     ids = remembered_contact_ids(session, member)
+    if session.scalar(select(KeapContactLink.id).where(KeapContactLink.member_id == member.id,
+                                                       KeapContactLink.matched_by == "campaign").limit(1)):
+        return ids
     for contact_id in contacts_for_email(client, member.email):
         if contact_id not in ids:
             remember_contact(session, member, contact_id)

@@ -11,8 +11,8 @@ from admin import services
 from admin.forms import IntegrationForm, IntegrationSettingsForm, MappingForm, ProductPickForm
 from admin.pages import bp, form_status, paginate, submit
 from extensions import db
-from fulfillment import rules
-from fulfillment.models import Integration
+from fulfillment import keap_post, rules
+from fulfillment.models import Integration, IntegrationKind
 from membership.models import Level
 
 BLANK_OPTION_ROWS = 3
@@ -47,7 +47,9 @@ def integration(integration_id: int):
         return redirect(url_for("admin.integration", integration_id=integration.id))
     return render_template("admin/integration.html", integration=integration, form=form,
                            webhook_url=rules.webhook_url(integration), pick=ProductPickForm(formdata=None),
-                           products=services.configured_products(db.session, integration)), form_status(form)
+                           products=services.configured_products(db.session, integration),
+                           keap_setup=keap_post.setup(db.session, integration)
+                           if integration.kind == IntegrationKind.KEAP else None), form_status(form)
 
 
 @bp.get("/integrations/<int:integration_id>/product")

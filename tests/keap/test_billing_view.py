@@ -83,7 +83,7 @@ def test_webhook_can_remember_a_contact_for_the_billing_view(session, keap_membe
     member = keap_member(email="jane@example.com")
     assert subscriptions.remember_contact(session, member, "555", matched_by="campaign")
     assert not subscriptions.remember_contact(session, member, "555", matched_by="campaign")
-    kd.on_contacts(mocked_responses, "jane@example.com", [])
+    # No search by email: the campaign said which contact this is.
     kd.on_subscriptions(mocked_responses, "555", [kd.subscription("1", "555")])
     kd.on_payment_methods(mocked_responses, "555", [])
     kd.on_product(mocked_responses, "789", "Premium Widget")
