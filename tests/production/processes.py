@@ -71,6 +71,12 @@ def start_celery_worker(env: dict[str, str], name: str, *, log: Path | None = No
                    "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle", *(extra or [])], env, log)
 
 
+def start_celery_beat(env: dict[str, str], state: Path, *, log: Path | None = None) -> subprocess.Popen:
+    """``celery -A worker beat`` with its state file (``--schedule``) where the test says."""
+    return _spawn([str(BIN / "celery"), "-A", "worker", "beat", "--loglevel", "INFO", "--schedule", str(state),
+                   "--pidfile", str(state.with_suffix(".pid"))], env, log)
+
+
 def _spawn(argv: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen:
     if log is None:
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
