@@ -61,6 +61,8 @@ def assert_members_and_grants(expected) -> None:
 def stack(app, database_url, redis_url, smtp_sink, tmp_path):
     """Two gunicorn masters (2 workers each) and two Celery workers; all stopped after the test."""
     env = production_env(database_url, redis_url, smtp_sink)
+    # The deploy guide's order: migrate (here: already at head, so a no-op), then start the processes.
+    assert "Running upgrade" not in run_cli(env, "db", "upgrade").stderr
     workers = [start_celery_worker(env, f"scale{n}", log=tmp_path / f"celery{n}.log") for n in range(2)]
     try:
         apps = start_gunicorns(env, 2, workers=2, log_dir=tmp_path)
