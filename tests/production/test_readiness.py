@@ -77,12 +77,14 @@ def test_webhooks_while_the_database_is_gone_are_stored_or_refused_never_acknowl
     try:
         for poster in posters:
             poster.start()
-        time.sleep(1)
+        wait_until(lambda: sum(a == 200 for a in list(answers.values())) >= 3, timeout=30,
+                   what="deliveries to be stored before the cut")
         proxy.cut()
         wait_until(lambda: requests.get(base + "/readyz", timeout=10).status_code == 503, timeout=20,
                    what="/readyz to report the database gone")
         post("CUT-1")  # sent while /readyz says unavailable
-        assert answers["CUT-1"] == 500 or isinstance(answers["CUT-1"], requests.RequestException), answers["CUT-1"]
+        cut_answer = answers["CUT-1"]
+        assert isinstance(cut_answer, requests.RequestException) or cut_answer >= 500, cut_answer  # the cart retries
         time.sleep(1)
         proxy.restore()
         wait_until(lambda: requests.get(base + "/readyz", timeout=10).status_code == 200, timeout=20,
