@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 
@@ -13,8 +14,16 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="billing.tick")
 def tick() -> str:
+    import observability
     from billing import lifecycle
 
+    started = time.perf_counter()
     report = lifecycle.tick(db.session)
+    observability.BILLING_TICK_SECONDS.observe(time.perf_counter() - started)
+    for outcome, count in report.outcomes.items():
+        observability.BILLING_OUTCOMES.labels(outcome).inc(count)
+    for outcome in ("expired", "issued", "unpaid"):
+        if getattr(report, outcome):
+            observability.BILLING_OUTCOMES.labels(outcome).inc(getattr(report, outcome))
     logger.info("billing tick: %s", report.summary())
     return report.summary()

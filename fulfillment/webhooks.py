@@ -8,10 +8,13 @@ other slow work are queued and run after the commit, never while the cart waits.
 
 from __future__ import annotations
 
+import time
+
 import marshmallow as ma
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+import observability
 from extensions import db
 from fulfillment import keap_post, parsers, services, signatures
 from fulfillment.errors import IntegrationNotFound
@@ -35,9 +38,12 @@ def _headers() -> dict:
             if name.lower() not in SECRET_HEADERS and "secret" not in name.lower() and "token" not in name.lower()}
 
 
-def _commit_and_answer(row: WebhookEvent):
+def _commit_and_answer(row: WebhookEvent, integration: Integration, started: float):
     status, event_id = str(row.status), row.id
     db.session.commit()
+    # Counted once stored: /metrics shows deliveries by cart and outcome, and the time to store and process.
+    observability.WEBHOOK_DELIVERIES.labels(str(integration.kind), status).inc()
+    observability.FULFILMENT_SECONDS.observe(time.perf_counter() - started)
     if status == EventStatus.FAILED:
         # Stored, but our side failed: a non-2xx makes the cart retry, and the retry replays the event.
         return jsonify(code="processing_failed", message="The delivery was stored but could not be processed; "
@@ -57,6 +63,7 @@ def _raw_body() -> bytes:
 @bp.route("/thrivecart/<int:integration_id>", methods=["HEAD", "POST"])
 def thrivecart(integration_id: int):
     """ThriveCart account webhooks: form (bracket keys) or JSON; ``thrivecart_secret`` in the body."""
+    started = time.perf_counter()
     integration = _integration(integration_id, IntegrationKind.THRIVECART)
     if request.method == "HEAD":
         return "", 200
@@ -71,7 +78,7 @@ def thrivecart(integration_id: int):
     row = services.receive(db.session, integration, event,
                            body=parsers.strip_thrivecart_secret(body, content_type),
                            content_type=content_type, headers=_headers())
-    return _commit_and_answer(row)
+    return _commit_and_answer(row, integration, started)
 
 
 @bp.route("/keap/<int:integration_id>", methods=["POST"])
@@ -90,13 +97,14 @@ def keap(integration_id: int):
 
 def _receive_signed_json(integration_id: int, kind: str, verify, header: str, parse):
     """Stripe and generic carts: verify the signature over the raw bytes, then parse, store, process."""
+    started = time.perf_counter()
     integration = _integration(integration_id, kind)
     body = _raw_body()
     verify(integration, body, request.headers.get(header))
     event = parse(parsers.decode_json(body))
     row = services.receive(db.session, integration, event, body=body.decode("utf-8", errors="replace"),
                            content_type=request.content_type or "", headers=_headers())
-    return _commit_and_answer(row)
+    return _commit_and_answer(row, integration, started)
 
 
 @bp.route("/stripe/<int:integration_id>", methods=["POST"])

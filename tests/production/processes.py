@@ -37,10 +37,44 @@ def start_gunicorn(env: dict[str, str], *, workers: int = 2, log: Path | None = 
     return url, proc
 
 
+def start_gunicorns(env: dict[str, str], count: int, *, workers: int = 2,
+                    log_dir: Path | None = None) -> list[tuple[str, subprocess.Popen]]:
+    """``count`` gunicorn masters started side by side (faster than one after the other on a small machine)."""
+    started = []
+    try:
+        for n in range(count):
+            port = free_port()
+            log = log_dir / f"gunicorn{n}.log" if log_dir else None
+            proc = _spawn([str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind",
+                           f"127.0.0.1:{port}", "--workers", str(workers)], env, log)
+            started.append((f"http://127.0.0.1:{port}", proc))
+        for url, proc in started:
+            wait_until(lambda: _answers(url + "/healthz"), timeout=60, what=f"gunicorn on {url}", proc=proc)
+    except BaseException:
+        for _, proc in started:
+            stop(proc)
+        raise
+    return started
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``flask --app app <args>`` as an operator would type it; fails the test with its output on error."""
+    result = subprocess.run([str(BIN / "flask"), "--app", "app", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, f"flask {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
+    return result
+
+
 def start_celery_worker(env: dict[str, str], name: str, *, log: Path | None = None,
                         extra: list[str] | None = None) -> subprocess.Popen:
     return _spawn([str(BIN / "celery"), "-A", "worker", "worker", "--loglevel", "WARNING", "--concurrency", "2",
                    "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle", *(extra or [])], env, log)
+
+
+def start_celery_beat(env: dict[str, str], state: Path, *, log: Path | None = None) -> subprocess.Popen:
+    """``celery -A worker beat`` with its state file (``--schedule``) where the test says."""
+    return _spawn([str(BIN / "celery"), "-A", "worker", "beat", "--loglevel", "INFO", "--schedule", str(state),
+                   "--pidfile", str(state.with_suffix(".pid"))], env, log)
 
 
 def _spawn(argv: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen:
