@@ -43,7 +43,12 @@ NAV: list[NavItem] = [
     NavItem("admin.courses", "Courses"),
     NavItem("admin.levels", "Levels"),
     NavItem("admin.integrations", "Integrations"),
+    NavItem("admin.events", "Events"),
     NavItem("admin.emails", "Emails"),
+    NavItem("admin.plans", "Plans"),
+    NavItem("admin.mandates", "Subscriptions"),
+    NavItem("admin.invoices", "Invoices"),
+    NavItem("admin.automations", "Automations"),
     NavItem("admin.api_keys", "API keys"),
 ]
 
@@ -151,3 +156,4 @@ def paginate(query, per_page: int = 50) -> Page:
 
 
 from admin.pages import (account, catalog, dashboard, emails, integrations, members)  # noqa: E402,F401
+from admin.pages import automations, billing, events, member_panels  # noqa: E402,F401
