@@ -15,7 +15,9 @@ def order_with_bump_and_upsell(*, email: str = "jane.buyer@example.com", order_i
     tree = json.loads(fixture_path("thrivecart", "order.success.subscription.json").read_text())
     tree["mode"], tree["mode_int"] = "live", "2"
     tree["order_id"] = tree["order"]["id"] = order_id
-    tree["customer"]["email"] = email
+    if email != tree["customer"]["email"]:  # another buyer: ThriveCart's customer id is theirs
+        tree["customer"]["email"] = email
+        tree["customer_id"] = tree["customer"]["id"] = f"cust-{email}"
     product = tree["order"]["charges"][0]
     bump = copy.deepcopy(product) | {"name": "Bonus Pack", "item_type": "bump", "item_identifier": "bump_12",
                                      "amount": "4700", "type": "single", "related_to_recur": "false",
