@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from flask import flash, redirect, request, url_for
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from admin.forms import TagForm
@@ -45,11 +45,10 @@ def member_orders(session: Session, member: Member) -> dict:
             orders[key] = Order(integration, grant.order_ref or "—")
         orders[key].grants.append(grant)
     chosen = list(orders.values())[:PANEL_ROWS]
-    refs = [order.order_ref for order in chosen if order.order_ref != "—"]
-    if refs:
-        events = session.scalars(select(WebhookEvent).where(WebhookEvent.order_ref.in_(refs))
-                                 .order_by(WebhookEvent.id)).all()
-        for event in events:
+    keys = [and_(WebhookEvent.integration_id == order.integration.id, WebhookEvent.order_ref == order.order_ref)
+            for order in chosen if order.integration is not None and order.order_ref != "—"]
+    if keys:
+        for event in session.scalars(select(WebhookEvent).where(or_(*keys)).order_by(WebhookEvent.id)):
             order = orders.get((event.integration_id, event.order_ref))
             if order is not None:
                 order.events.append(event)
@@ -57,11 +56,13 @@ def member_orders(session: Session, member: Member) -> dict:
 
 
 def member_events(session: Session, member: Member) -> dict:
-    """Cart deliveries for the member's email (or the cart's id for them, when they changed their email)."""
-    customer_refs = select(WebhookEvent.customer_ref).where(WebhookEvent.email == member.email,
-                                                            WebhookEvent.customer_ref.is_not(None)).distinct()
-    rows = session.scalars(select(WebhookEvent).where(or_(WebhookEvent.email == member.email,
-                                                          WebhookEvent.customer_ref.in_(customer_refs)))
+    """Cart deliveries for the member's email, or for the cart's id for them (when they changed their email)."""
+    buyers = session.execute(select(WebhookEvent.integration_id, WebhookEvent.customer_ref)
+                             .where(WebhookEvent.email == member.email, WebhookEvent.customer_ref.is_not(None))
+                             .distinct().limit(PANEL_ROWS)).all()
+    same_buyer = [and_(WebhookEvent.integration_id == integration_id, WebhookEvent.customer_ref == customer_ref)
+                  for integration_id, customer_ref in buyers]
+    rows = session.scalars(select(WebhookEvent).where(or_(WebhookEvent.email == member.email, *same_buyer))
                            .order_by(WebhookEvent.id.desc()).limit(PANEL_ROWS)).all()
     return {"events": rows}
 
