@@ -109,11 +109,19 @@ def test_an_integration_shows_its_deliveries_and_sends_a_test_delivery(admin, ap
         owner_member = db.session.scalars(select(Member).where(Member.email == "owner@example.com")).one()
         assert [g.level.name for g in db.session.scalars(owner_member.grants.select())] == ["Pro"]
 
-    # Stripe signs its own test events.
+    # Another cart gets our own generic format; with no product configured, the event says what is missing.
     with app.app_context():
+        generic = factories.make_integration(kind="generic", secret="generic-secret")
         stripe = factories.make_integration(kind="stripe", secret="whsec_test")
         db.session.commit()
-        stripe_id = stripe.id
+        generic_id, stripe_id = generic.id, stripe.id
+    sent = admin.post(f"/admin/integrations/{generic_id}/test-delivery", follow_redirects=True)
+    assert ": ignored. Test-mode delivery" in sent.text and "order.completed" in sent.text
+    admin.post(f"/admin/integrations/{generic_id}", {"name": "Shop", "accept_test_orders": "y",
+                                                     "cancel_access": "period_end", "grace_days": "7"})
+    sent = admin.post(f"/admin/integrations/{generic_id}/test-delivery", follow_redirects=True)
+    assert ": needs attention. No fulfillment rule maps product-1." in sent.text
+    # Stripe signs its own test events.
     refused = admin.post(f"/admin/integrations/{stripe_id}/test-delivery", follow_redirects=True)
     assert "Send test webhook" in refused.text
 
