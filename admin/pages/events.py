@@ -132,7 +132,7 @@ def _test_product(session: Session, integration: Integration) -> str:
     return product_id or "1"
 
 
-def thrivecart_test_order(integration: Integration, product_id: str, email: str) -> dict:
+def thrivecart_test_order(product_id: str, email: str) -> dict:
     """A ThriveCart test-mode ``order.success`` as ThriveCart posts it (JSON), minus the secret."""
     moment = timeutil.now()
     order_id = f"TEST-{uuid.uuid4().hex[:12]}"
@@ -167,7 +167,7 @@ def send_test_delivery(session: Session, integration: Integration, email: str) -
     Test orders grant nothing unless the integration accepts them; the event records what happened."""
     product_id = _test_product(session, integration)
     if integration.kind == IntegrationKind.THRIVECART:
-        tree = thrivecart_test_order(integration, product_id, email)
+        tree = thrivecart_test_order(product_id, email)
         event = parsers.thrivecart_event(tree)
     elif integration.kind == IntegrationKind.GENERIC:
         tree = generic_test_order(product_id, email)
