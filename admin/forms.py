@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, DateField, FieldList, Form, FormField, IntegerField, PasswordField,
+from wtforms import (BooleanField, DateField, DecimalField, FieldList, Form, FormField, IntegerField, PasswordField,
                      RadioField, SelectChoice, SelectField, SelectMultipleField, StringField, URLField)
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -169,3 +169,29 @@ class RevokeForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired("Say why, for the member's record."), Length(max=200)],
                          filters=[strip])
 
+
+
+INTERVAL_CHOICES = [SelectChoice("day", "Day(s)"), SelectChoice("week", "Week(s)"), SelectChoice("month", "Month(s)"),
+                    SelectChoice("year", "Year(s)")]
+
+
+class PlanForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
+    level_id = SelectField("Level it renews", coerce=int, validators=[DataRequired("Choose a level.")])
+    amount = DecimalField("Price per interval", places=2, validators=[DataRequired(REQUIRED),
+                                                                    NumberRange(min=0.01, max=1_000_000)],
+                          description="In the currency below, e.g. 49.00. It cannot change after creation.")
+    currency = StringField("Currency", default="usd", filters=[strip],
+                           validators=[DataRequired(REQUIRED), Regexp(r"^[A-Za-z]{3}$", message=(
+                               "Use a three-letter ISO 4217 code, e.g. 'usd'."))])
+    interval_count = IntegerField("Every", default=1, validators=[DataRequired(REQUIRED), NumberRange(min=1, max=365)])
+    interval_unit = SelectField("Interval", choices=INTERVAL_CHOICES, default="month")
+
+
+class PlanRenameForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
+
+
+class TagForm(FlaskForm):
+    tag = StringField("Tag", validators=[DataRequired(REQUIRED), Length(max=100)], filters=[strip],
+                       description="Adding or removing a tag runs the automations that listen for it.")

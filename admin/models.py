@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 import timeutil
 from extensions import db
+from fulfillment.models import WebhookEvent
 
 
 class Owner(db.Model):
@@ -23,3 +24,9 @@ class Owner(db.Model):
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+
+
+# The admin's event log filtered by status (newest first), the dashboard's "events needing attention", and the
+# deliveries behind a member's orders. Declared here: they serve the admin's pages, not the webhook path.
+Index("ix_webhook_events_status_id", WebhookEvent.status, WebhookEvent.id)
+Index("ix_webhook_events_integration_order", WebhookEvent.integration_id, WebhookEvent.order_ref)

@@ -10,7 +10,13 @@ from sqlalchemy.orm import Session
 
 import timeutil
 from emails.models import EmailStatus, OutboundEmail
-from membership.models import Grant, GrantSourceKind, GrantStatus, Member
+from fulfillment import parsers
+from fulfillment.models import EventStatus, WebhookEvent
+from membership.models import Grant, GrantStatus, Member
+
+# The deliveries that place an order, whatever the cart calls them.
+ORDER_EVENT_TYPES = sorted({name for name, action in {**parsers.TC_ACTIONS, **parsers.GENERIC_EVENTS}.items()
+                            if action == parsers.Action.ORDER_COMPLETED} | {"checkout.session.completed"})
 
 
 @dataclass
@@ -28,12 +34,12 @@ def _start_of_day(day: date) -> datetime:
 def counts(session: Session) -> Counts:
     moment = timeutil.now()
     today = _start_of_day(moment.date())
-    # TODO(issue 3): count orders from the webhook event log once it lands; until then an order is the
-    # distinct cart order behind today's order grants.
+    # An order is a distinct cart order processed from a delivery received today.
     orders_today = session.scalar(
         select(func.count()).select_from(
-            select(Grant.integration_id, Grant.order_ref)
-            .where(Grant.source_kind == GrantSourceKind.ORDER, Grant.created_at >= today)
+            select(WebhookEvent.integration_id, WebhookEvent.order_ref)
+            .where(WebhookEvent.received_at >= today, WebhookEvent.status == EventStatus.PROCESSED,
+                   WebhookEvent.event_type.in_(ORDER_EVENT_TYPES))
             .distinct().subquery()
         )
     ) or 0

@@ -143,7 +143,8 @@ class WebhookEvent(db.Model):
     provider: Mapped[str] = mapped_column(String(20))
     event_type: Mapped[str] = mapped_column(String(100))
     dedupe_key: Mapped[str | None] = mapped_column(String(300))
-    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_events.id", ondelete="SET NULL"))
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_events.id", ondelete="SET NULL"), index=True)  # deletes look duplicates up by it
     status: Mapped[str] = mapped_column(String(20), default=EventStatus.RECEIVED)
     test_mode: Mapped[bool] = mapped_column(default=False)
     email: Mapped[str | None] = mapped_column(String(320), index=True)

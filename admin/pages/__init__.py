@@ -1,11 +1,10 @@
 """Blueprint "admin" at /admin: the owner's dashboard. Each area's routes live in a module beside this one.
 
 Later domains plug in here rather than editing the areas:
-- ``NAV``: the sidebar (endpoint, label). TODO(issue 3): ("admin.events", "Events") for the webhook delivery
-  log with filters, payload and replay. TODO(issue 5): plans, mandates and invoices.
-- ``MEMBER_SECTIONS``: extra panels on a member's page (orders, events, tags, subscriptions, card-update
-  invitation), each a template plus a loader ``(session, member) -> context``.
-- ``DASHBOARD_COUNTS``: extra dashboard figures, e.g. TODO(issue 3) "events needing attention".
+- ``NAV``: the sidebar (endpoint, label).
+- ``MEMBER_SECTIONS``: extra panels on a member's page (orders, events, tags, subscriptions: member_panels.py),
+  each a template plus a loader ``(session, member) -> context``.
+- ``DASHBOARD_COUNTS``: extra dashboard figures, e.g. "events needing attention" (events.py).
 """
 
 from __future__ import annotations
@@ -43,7 +42,12 @@ NAV: list[NavItem] = [
     NavItem("admin.courses", "Courses"),
     NavItem("admin.levels", "Levels"),
     NavItem("admin.integrations", "Integrations"),
+    NavItem("admin.events", "Events"),
     NavItem("admin.emails", "Emails"),
+    NavItem("admin.plans", "Plans"),
+    NavItem("admin.mandates", "Subscriptions"),
+    NavItem("admin.invoices", "Invoices"),
+    NavItem("admin.automations", "Automations"),
     NavItem("admin.api_keys", "API keys"),
 ]
 
@@ -151,3 +155,4 @@ def paginate(query, per_page: int = 50) -> Page:
 
 
 from admin.pages import (account, catalog, dashboard, emails, integrations, members)  # noqa: E402,F401
+from admin.pages import automations, billing, events, member_panels  # noqa: E402,F401

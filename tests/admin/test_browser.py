@@ -11,11 +11,15 @@ import random
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import requests
+from sqlalchemy import select
 
 import timeutil
 from tests.admin.conftest import OWNER_EMAIL, OWNER_PASSWORD
+from tests.admin.orders import form_body, order_with_bump_and_upsell
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -162,42 +166,116 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
         assert unlocks("upsell", "3") == ["VIP Coaching"]
     page.get_by_role("link", name="← My ThriveCart").click()
     expect(page.get_by_role("link", name="Product 12")).to_be_visible()
+
+    # A test delivery from the integration's page: recorded, ignored (test orders are not accepted here).
+    page.get_by_role("button", name="Send a test delivery").click()
+    expect(page.get_by_role("status").filter(has_text="Test delivery sent as event #")).to_contain_text("ignored")
     shots(page, "07-integration")
 
-    # TODO(issue 3): post the real ThriveCart fixture to webhook_url here, watch the member appear with three
-    # grants (product, bump, upsell), revoke one, and replay the event from the delivery log.
+    # The real ThriveCart order (product 12, its bump and upsell 3), posted to the webhook URL as ThriveCart does.
+    webhook_path = urlsplit(webhook_url).path
+    body, content_type = form_body(order_with_bump_and_upsell())
+    answer = requests.post(live_server + webhook_path, data=body, headers={"Content-Type": content_type}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["status"] == "processed", answer.text
+    order_event_id = answer.json()["event_id"]
 
-    # A member: add her by hand, find her, grant a level, then revoke it with a reason.
-    nav(page, "Members").click()
-    page.get_by_role("link", name="Add a member").click()
-    page.get_by_label("Email").fill("Jane.Buyer@example.com")
-    page.get_by_label("Name").fill("Jane Buyer")
-    page.get_by_role("button", name="Add member").click()
-    expect(page.get_by_text("Member jane.buyer@example.com added.")).to_be_visible()
+    # The buyer appears in the admin with three grants.
     nav(page, "Members").click()
     page.get_by_label("Search by email or name").fill("jane")
     page.get_by_role("button", name="Search").click()
     shots(page, "08-members")
     page.get_by_role("link", name="jane.buyer@example.com").click()
+    grants = page.get_by_role("table", name="Grants of jane.buyer@example.com")
+    for level in ("Pro", "Bonus Pack", "VIP Coaching"):
+        expect(grants.get_by_role("row").filter(has_text=level).get_by_text("active")).to_be_visible()
+    expect(grants.get_by_role("row")).to_have_count(4)  # the header and three grants
+    orders = page.get_by_role("table", name="Orders of jane.buyer@example.com")
+    expect(orders.get_by_role("link", name=f"#{order_event_id} order.success")).to_be_visible()
+    expect(page.get_by_role("table", name="Cart events of jane.buyer@example.com")).to_contain_text("processed")
+    page.get_by_label("Tag", exact=True).fill("VIP")
+    page.get_by_role("button", name="Add tag").click()
+    expect(page.get_by_text("Tagged jane.buyer@example.com with “vip”.")).to_be_visible()
+    shots(page, "09-member")
+
+    # Revoke one of the three: the bump, refunded by hand.
+    page.get_by_role("link", name=re.compile(r"Extend or revoke Bonus Pack")).click()
+    shots(page, "10-grant")
+    page.get_by_label("Reason").fill("Refunded the bump by hand")
+    page.get_by_role("button", name="Revoke access").click()
+    expect(page.get_by_text("“Bonus Pack” revoked for jane.buyer@example.com.")).to_be_visible()
+    row = page.get_by_role("table", name="Grants of jane.buyer@example.com").get_by_role("row").filter(
+        has_text="Bonus Pack")
+    expect(row.get_by_text("revoked", exact=True)).to_be_visible()
+    expect(row.get_by_text("Refunded the bump by hand")).to_be_visible()
+    expect(page.get_by_role("table", name="Grants of jane.buyer@example.com").get_by_text(
+        "active", exact=True)).to_have_count(2)
+
+    # An order with an unmapped downsell needs attention; map it, then replay the event from the Events page.
+    second = order_with_bump_and_upsell(email="sam.buyer@example.com", order_id="23370999")
+    second["purchase_map"] = ["product-12", "downsell-5"]
+    second["purchase_map_flat"] = "product-12,downsell-5"
+    second["customer"].update(name="Sam Buyer", first_name="Sam")
+    second["order"]["charges"][2].update(reference="5", item_type="downsell", item_identifier="downsell_5")
+    second["order"]["charges"].pop(1)
+    second["purchases"] = [charge["name"] for charge in second["order"]["charges"]]
+    body, content_type = form_body(second)
+    answer = requests.post(live_server + webhook_path, data=body, headers={"Content-Type": content_type}, timeout=30)
+    assert answer.json()["status"] == "needs_attention", answer.text
+    attention_id = answer.json()["event_id"]
+
+    nav(page, "Dashboard").click()
+    page.get_by_role("link", name=re.compile("events needing attention")).click()
+    expect(page.get_by_label("Status")).to_have_value("attention")
+    page.get_by_role("link", name=f"#{attention_id}", exact=True).click()
+    expect(page.get_by_text("No fulfillment rule maps downsell-5")).to_be_visible()
+    expect(page.get_by_role("region", name="Payload")).to_contain_text('"purchase_map": [')
+    expect(page.get_by_role("region", name="Payload")).not_to_contain_text("TESTSECRET")
+    shots(page, "16-event")
+    page.goto(f"/admin/integrations/{integration_id}/products/5")
+    page.get_by_label("Downsell id, row 1", exact=True).fill("5")
+    page.get_by_label("Levels for downsell id, row 1").select_option(label="VIP Coaching")
+    page.get_by_role("button", name="Save product").click()
+    expect(page.get_by_text("Product 5 saved")).to_be_visible()
+    nav(page, "Events").click()
+    page.get_by_label("Buyer email").fill("sam.buyer@example.com")
+    page.get_by_role("button", name="Filter").click()
+    shots(page, "15-events")
+    page.get_by_role("link", name=f"#{attention_id}", exact=True).click()
+    page.get_by_role("button", name="Replay this event").click()
+    expect(page.get_by_text(f"Event #{attention_id} replayed: processed.")).to_be_visible()
+    # A processed event is never applied twice: the same refusal as the API.
+    page.get_by_role("button", name="Replay this event").click()
+    expect(page.get_by_role("alert")).to_contain_text("That event was processed already")
+    with app.app_context():
+        from membership.models import Grant, Member
+        sam = db.session.scalars(select(Member).where(Member.email == "sam.buyer@example.com")).one()
+        assert sorted(g.line_ref for g in db.session.scalars(select(Grant).where(Grant.member_id == sam.id))) == [
+            "downsell-5", "product-12"]
+
+    # A subscription plan for the Pro level.
+    nav(page, "Plans").click()
+    page.get_by_label("Name").fill("Pro monthly")
+    page.get_by_label("Level it renews").select_option(label="Pro")
+    page.get_by_label("Price per interval").fill("49.00")
+    page.get_by_label("Currency").fill("usd")
+    page.get_by_role("button", name="Create plan").click()
+    expect(page.get_by_text("Plan “Pro monthly” created: 49.00 USD every month.")).to_be_visible()
+    nav(page, "Plans").click()
+    shots(page, "17-plans")
+
+    # A member added by hand, granted a level with a reason.
+    nav(page, "Members").click()
+    page.get_by_role("link", name="Add a member").click()
+    page.get_by_label("Email").fill("Kim.Raffle@example.com")
+    page.get_by_label("Name").fill("Kim Raffle")
+    page.get_by_role("button", name="Add member").click()
+    expect(page.get_by_text("Member kim.raffle@example.com added.")).to_be_visible()
     page.get_by_label("Level", exact=True).select_option(label="VIP Coaching")
     page.get_by_label("Reason").fill("Won the webinar raffle")
     page.get_by_role("button", name="Grant level").click()
-    expect(page.get_by_text("jane.buyer@example.com now has “VIP Coaching”.")).to_be_visible()
-    grants = page.get_by_role("table", name="Grants of jane.buyer@example.com")
-    expect(grants.get_by_role("row").filter(has_text="VIP Coaching").get_by_text("active")).to_be_visible()
+    expect(page.get_by_text("kim.raffle@example.com now has “VIP Coaching”.")).to_be_visible()
     page.get_by_role("button", name="Resend the welcome email").click()
     expect(page.get_by_text("is on its way")).to_be_visible()
-    shots(page, "09-member")
-
-    page.get_by_role("link", name=re.compile(r"Extend or revoke VIP Coaching")).click()
-    shots(page, "10-grant")
-    page.get_by_label("Reason").fill("Raffle entry was a duplicate")
-    page.get_by_role("button", name="Revoke access").click()
-    expect(page.get_by_text("“VIP Coaching” revoked for jane.buyer@example.com.")).to_be_visible()
-    row = page.get_by_role("table", name="Grants of jane.buyer@example.com").get_by_role("row").filter(
-        has_text="VIP Coaching")
-    expect(row.get_by_text("revoked", exact=True)).to_be_visible()
-    expect(row.get_by_text("Raffle entry was a duplicate")).to_be_visible()
 
     nav(page, "Emails").click()
     shots(page, "11-emails")
@@ -230,7 +308,8 @@ def test_sign_in_lockout_in_the_browser(browser, live_server, owner):
 def test_usable_on_a_tablet_and_with_the_keyboard(browser, live_server, owner, shots):
     page = new_page(browser, live_server, width=768, height=1024)
     sign_in(page)
-    for path in ("/admin/", "/admin/members", "/admin/integrations/new", "/admin/emails"):
+    for path in ("/admin/", "/admin/members", "/admin/integrations/new", "/admin/emails", "/admin/events",
+                 "/admin/plans", "/admin/subscriptions", "/admin/invoices", "/admin/automations"):
         page.goto(path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways on a tablet by {overflow}px"

@@ -12,6 +12,7 @@ import timeutil
 from emails import catalog
 from emails.models import EmailStatus, OutboundEmail
 from extensions import db
+from fulfillment.models import WebhookEvent
 from membership import services
 from membership.models import Grant, GrantStatus
 from tests import factories
@@ -217,12 +218,27 @@ def test_dashboard_figures_and_chart(admin, app):
         services.revoke_grant(db.session, gone, "refund", at=now - timedelta(days=1))
         db.session.add(OutboundEmail(recipient="x@example.com", template="welcome", subject="s", text_body="t",
                                      html_body="h", status=EmailStatus.FAILED))
+        # Orders today: processed order deliveries received today, each order once (A, and C of another cart).
+        cart, other = factories.make_integration(), factories.make_integration(kind="generic")
+        for integration, event_type, status, order_ref, received in (
+                (cart, "order.success", "processed", "A", now - timedelta(hours=2)),
+                (cart, "order.success", "duplicate", "A", now - timedelta(hours=1)),
+                (cart, "order.refund", "processed", "A", now - timedelta(hours=1)),
+                (cart, "order.success", "processed", "B", now - timedelta(days=1)),
+                (cart, "order.success", "needs_attention", "D", now - timedelta(hours=1)),
+                (cart, "order.success", "failed", "E", now - timedelta(days=4)),
+                (other, "order.completed", "processed", "C", now - timedelta(hours=3))):
+            db.session.add(WebhookEvent(integration_id=integration.id, provider=integration.kind,
+                                        event_type=event_type, status=status, order_ref=order_ref, body="{}",
+                                        received_at=received))
         db.session.commit()
     with timeutil.frozen(now):
         page = admin.get("/admin/").text
     figures = dict((label, int(value)) for value, label in
                    re.findall(r'<span class="figure">(\d+)</span>\s*([a-z ]+?)\s*<', page))
-    assert figures == {"members": 3, "active grants": 3, "orders today": 2, "emails failed": 1}
+    assert figures == {"members": 3, "active grants": 3, "orders today": 2, "emails failed": 1,
+                       "events needing attention": 2}
+    assert 'href="/admin/events/needing-attention"' in page
     assert '<svg class="chart"' in page and "<polyline" in page
     assert "New members: 2 in total; Revocations: 1 in total" in page
     assert "<td>2026-05-20</td><td>1</td><td>0</td>" in page
