@@ -150,4 +150,4 @@ def paginate(query, per_page: int = 50) -> Page:
     return Page(items=list(items), page=page, per_page=per_page, total=total, args=args)
 
 
-from admin.pages import (account, catalog, dashboard, emails, integrations, members)  # noqa: E402,F401
+from admin.pages import (account, catalog, dashboard, emails, integrations, invitations, members)  # noqa: E402,F401
