@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,8 +66,13 @@ def capture_card(client, start_response, card: str = "success", exp: str = "11/3
 
 
 def mails() -> list[str]:
+    """The plain-text part of every email written to the mail folder, oldest first."""
     folder = Path(current_app.config["COURSEGATE_MAIL_DIR"])
-    return [p.read_bytes().decode("utf-8", "replace") for p in sorted(folder.glob("*.eml"))] if folder.exists() else []
+    texts = []
+    for path in sorted(folder.glob("*.eml")) if folder.exists() else []:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        texts.append(message.get_body(preferencelist=("plain",)).get_content())
+    return texts
 
 
 def invitation_link(index: int = -1) -> str:
