@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+import marshmallow as ma
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request, session,
                    url_for)
 from flask_smorest import Blueprint as ApiBlueprint
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from billing import card_updates, gateways
 from billing.errors import GatewayRefused
-from billing.models import BILLABLE_MANDATE_STATUSES, Mandate, PaymentMethod
+from billing.models import BILLABLE_MANDATE_STATUSES, Mandate
 from billing.periods import describe, format_money
 from errors import CoursegateError, Unauthorized
 from extensions import csrf, db
@@ -28,8 +29,6 @@ from keap import subscriptions as keap_subscriptions
 from keap.schemas import ExternalSourceOut, SubscriptionRowOut
 from membership.auth import current_member
 from membership.models import Member
-
-import marshmallow as ma
 
 
 @dataclass(frozen=True)
