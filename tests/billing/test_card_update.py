@@ -136,3 +136,20 @@ def test_no_card_number_in_the_database_or_the_logs(client, clock, caplog):
     assert not [(table, value) for table, value in text_values() if any(n in value for n in numbers)]
     logged = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
     assert not [n for n in numbers if n in logged]
+
+
+def test_stripe_changes_only_the_expiry_through_its_payment_method_update(app_ctx, mocked_responses):
+    from urllib.parse import parse_qs
+
+    from billing.gateways.base import CardDetails
+    from billing.gateways.stripe_gateway import StripeGateway
+
+    mocked_responses.post("https://api.stripe.com/v1/payment_methods/pm_card_1", json={
+        "id": "pm_card_1", "object": "payment_method", "type": "card",
+        "card": {"brand": "visa", "last4": "4242", "exp_month": 4, "exp_year": 2032}})
+    card = CardDetails(token="pm_card_1", brand="visa", last4="4242", exp_month=12, exp_year=2026,
+                       customer_ref="cus_1")
+    updated = StripeGateway("sk_test_not_a_real_key").update_expiry(db.session, card, 4, 2032)
+    assert (updated.exp_month, updated.exp_year, updated.customer_ref) == (4, 2032, "cus_1")
+    sent = {k: v[0] for k, v in parse_qs(mocked_responses.calls[0].request.body).items()}
+    assert sent == {"card[exp_month]": "4", "card[exp_year]": "2032"}
