@@ -113,7 +113,7 @@ def billing():
 
 
 def account_link(session: Session, member: Member) -> Markup:
-    """The /account section pointing at the billing page (for ``membership.account.register_account_section``)."""
+    """The /account section pointing at the billing page (``membership.account.register_account_section``)."""
     return Markup(render_template("billing/_billing_link.html"))
 
 
@@ -173,7 +173,8 @@ def captured(method_id: int):
         flash("The card form had expired; please add your card again.", "warn")
         return redirect(url_for("billing_cards.card", method_id=method.id))
     try:
-        new_card = gateways.get(method.gateway).complete_setup(db.session, capture["ref"], request.args.to_dict())
+        new_card = gateways.get(method.gateway).complete_setup(db.session, capture["ref"],
+                                                               request.args.to_dict())
     except GatewayRefused as exc:
         flash(exc.message, "bad")
         return redirect(url_for("billing_cards.card", method_id=method.id))
@@ -188,7 +189,8 @@ def expiry(method_id: int):
     member = _signed_in()
     method = card_updates.method_of(db.session, member, method_id)
     try:
-        result = card_updates.update_expiry(db.session, member, method, request.form.get("exp_month", 0, type=int),
+        result = card_updates.update_expiry(db.session, member, method,
+                                            request.form.get("exp_month", 0, type=int),
                                             request.form.get("exp_year", 0, type=int))
     except CoursegateError as exc:
         db.session.rollback()

@@ -1,4 +1,4 @@
-"""Card updates for our own subscriptions: a new card (or a new expiry) reaches every mandate that used the old one.
+"""Card updates for our own subscriptions: a new card (or expiry) reaches every mandate that used the old one.
 
 The new card comes from the gateway's hosted capture (``gateway.start_setup`` / ``complete_setup``), so no
 card number passes through us: we keep the token, brand, last 4 and expiry. Every live mandate of the member
@@ -59,7 +59,8 @@ def mandates_on(session: Session, member: Member, method: PaymentMethod | None) 
     """The member's live mandates charged to ``method`` (or, for None, live mandates without a card)."""
     query = select(Mandate).where(Mandate.member_id == member.id, Mandate.status.in_(LIVE_MANDATE_STATUSES),
                                   Mandate.status != MandateStatus.PENDING_AUTHORISATION)
-    query = query.where(Mandate.payment_method_id == method.id if method else Mandate.payment_method_id.is_(None))
+    query = query.where(Mandate.payment_method_id == method.id if method
+                        else Mandate.payment_method_id.is_(None))
     return list(session.scalars(query.order_by(Mandate.id).with_for_update()))
 
 

@@ -22,11 +22,12 @@ blp.before_request(auth.require_owner)
 
 
 class InvitationIn(StrictSchema):
-    expires_in_hours = ma.fields.Integer(required=True, validate=validate.Range(min=1, max=invitations.MAX_HOURS))
+    expires_in_hours = ma.fields.Integer(required=True,
+                                         validate=validate.Range(min=1, max=invitations.MAX_HOURS))
     channels = ma.fields.List(ma.fields.String(validate=validate.OneOf(["email", "sms"])),
                               load_default=lambda: ["email"], validate=validate.Length(min=1, max=2))
-    payment_method_id = ma.fields.Integer(allow_none=True, load_default=None,
-                                          metadata={"description": "Required when the member has several cards"})
+    payment_method_id = ma.fields.Integer(
+        allow_none=True, load_default=None, metadata={"description": "Required when the member has several cards"})
 
 
 class InvitationCardOut(ma.Schema):

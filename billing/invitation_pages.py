@@ -18,10 +18,11 @@ bp = Blueprint("card_invitation_pages", __name__)
 SESSION_KEY = "card_invitation_capture"
 
 PROBLEMS = {
-    "invalid": (404, "This link is not valid", "Please check that you copied the whole link from the message."),
+    "invalid": (404, "This link is not valid",
+                "Please check that you copied the whole link from the message."),
     "expired": (410, "This link has expired", "Please ask us for a new link to update your card."),
-    "used": (410, "This link has already been used", "Your card was updated with it. Ask us for a new link if "
-                                                      "you need to change it again."),
+    "used": (410, "This link has already been used",
+             "Your card was updated with it. Ask us for a new link if you need to change it again."),
     "revoked": (410, "This link was withdrawn", "Please ask us for a new link to update your card."),
 }
 

@@ -1,9 +1,10 @@
-"""Update by invitation: the owner sends a member a signed, single-use, expiring link to add or replace a card.
+"""Update by invitation: the owner sends a member a signed, single-use, expiring link to add or replace
+a card.
 
-The link carries ``{"i": invitation id, "j": random id}`` signed with ``membership.tokens``; the database keeps
-only a SHA-256 of the random id, set when the message leaves (:func:`send`), so no link is ever stored or
-logged. Opening it needs no login; the page shows only the masked card in question. Services flush; the
-caller commits.
+The link carries ``{"i": invitation id, "j": random id}`` signed with ``membership.tokens``; the
+database keeps only a SHA-256 of the random id, set when the message leaves (:func:`send`), so no link is
+ever stored or logged. Opening it needs no login; the page shows only the masked card in question.
+Services flush; the caller commits.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def send(session: Session, invitation: CardInvitation) -> None:
     method = invitation.payment_method
     context = {"member_name": member.name or member.email, "update_url": url, "expires_in_hours": hours,
                "card": f"{method.brand.title()} ending {method.last4}" if method else ""}
-    override = session.scalar(select(EmailTemplateOverride).where(EmailTemplateOverride.template == "invitation"))
+    override = session.scalar(select(EmailTemplateOverride)
+                              .where(EmailTemplateOverride.template == "invitation"))
     subject, text, html = rendering.render("invitation", context, override)
     # The outbox row is the record, without the link (a bearer credential).
     record = OutboundEmail(recipient=member.email, template="invitation", subject=subject,
@@ -207,7 +209,8 @@ def complete(session: Session, invitation: CardInvitation, gateway_name: str,
         on_file = card_updates.methods_on_file(session, member)
         old = on_file[0] if len(on_file) == 1 else None
     result = card_updates.replace_card(session, member, old, gateway_name, card,
-                                       changed_by=CardChangedBy.INVITATION, changed_by_ref=f"invitation:{invitation.id}")
+                                       changed_by=CardChangedBy.INVITATION,
+                                       changed_by_ref=f"invitation:{invitation.id}")
     invitation.status = InvitationState.COMPLETED
     invitation.completed_at = timeutil.now()
     invitation.new_payment_method_id = result.method.id
