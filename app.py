@@ -105,6 +105,9 @@ def register_blueprints(app: Flask) -> None:
     from automations.api import blp as automations_api
     from billing import account_links as billing_links
     from billing.api import blp as billing_api
+    from billing import billing_page
+    from billing.invitation_api import blp as card_invitations_api
+    from billing.invitation_pages import bp as card_invitation_pages
     from billing.gateways.sandbox import bp as sandbox_gateway
     from billing.pages import bp as billing_pages
     from emails.api import blp as emails_api
@@ -122,13 +125,19 @@ def register_blueprints(app: Flask) -> None:
     from membership.pages import bp as member_pages
 
     # The JSON API (documented in the OpenAPI spec).
-    for blueprint in (membership_api, fulfillment_api, automations_api, billing_api, member_api, emails_api):
+    for blueprint in (membership_api, fulfillment_api, automations_api, billing_api, member_api, emails_api,
+                      billing_page.blp, card_invitations_api):
         api.register_blueprint(blueprint)
     # emails imports no other domain, so the owner-key check is attached here, for this app only.
     app.before_request_funcs.setdefault(emails_api.name, []).append(auth.require_owner)
 
     # Cart webhooks, member pages, the owner's admin.
-    for blueprint in (webhooks, member_pages, billing_pages, sandbox_gateway, keap_pages, admin_pages):
+    # /account/billing is a member page (membership's blueprint, its CSRF and no-store) rendered by billing.
+    if not getattr(member_pages, "billing_page_added", False):  # once per process, before its first registration
+        member_pages.add_url_rule("/account/billing", "billing", billing_page.billing)
+        member_pages.billing_page_added = True  # type: ignore[attr-defined]
+    for blueprint in (webhooks, member_pages, billing_pages, sandbox_gateway, keap_pages, admin_pages,
+                      billing_page.bp, card_invitation_pages):
         app.register_blueprint(blueprint)
     document_webhooks(app, api.spec)
 
@@ -138,6 +147,7 @@ def register_blueprints(app: Flask) -> None:
     account.register_card_update_url("billing", billing_links.card_update_url)
     # /account shows the member's own subscriptions and invoices;
     account.register_account_section("billing", billing_links.account_section)
+    account.register_account_section("billing_page", billing_page.account_link)
     # a member's new email reaches the Keap link (cache, remembered contact, optional push to Keap).
     if on_member_email_changed not in member_services.email_change_listeners:
         member_services.email_change_listeners.append(on_member_email_changed)

@@ -65,3 +65,50 @@ class NoPaymentMethod(Conflict):
 class GatewayRefused(Unprocessable):
     code = "gateway_refused"
     message = "The payment provider did not accept that."
+
+
+# --- card updates and update-by-invitation ---------------------------------------------------------
+
+class PaymentMethodNotFound(NotFound):
+    code = "payment_method_not_found"
+    message = "That member has no payment method with that id."
+
+
+class PaymentMethodRequired(Unprocessable):
+    code = "payment_method_required"
+    message = "The member has more than one payment method: say which one with payment_method_id."
+
+
+class NoEmail(Unprocessable):
+    code = "no_email"
+    message = "The member has no usable email address, so they cannot be invited."
+
+
+class NoPhone(Unprocessable):
+    code = "no_phone"
+    message = "The member has no phone number for an SMS."
+
+
+class SmsNotConfigured(Unprocessable):
+    code = "sms_not_configured"
+    message = "No SMS provider is configured; invite by email only."
+
+
+class ExpiryUpdateUnsupported(Conflict):
+    code = "expiry_update_unsupported"
+    message = "This payment provider cannot change a card's expiry; add the card again instead."
+
+
+class InvalidExpiry(Unprocessable):
+    code = "invalid_expiry"
+    message = "Enter an expiry month (1-12) and a year that is not in the past."
+
+
+class InvitationNotFound(NotFound):
+    code = "invitation_not_found"
+    message = "No invitation has that id."
+
+
+class InvitationClosed(Conflict):
+    code = "invitation_closed"
+    message = "That invitation is already completed, expired or revoked."

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import timeutil
@@ -114,6 +114,7 @@ class PaymentMethod(db.Model):
     exp_month: Mapped[int]
     exp_year: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+    replaced_at: Mapped[datetime | None]  # a newer card took over every subscription that used this one
 
 
 class Mandate(db.Model):
@@ -241,3 +242,56 @@ class SandboxPayment(db.Model):
     status: Mapped[str] = mapped_column(String(30))  # succeeded | failed | requires_action
     decline_code: Mapped[str | None] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+
+
+# --- update-by-invitation: an owner asks a member to add or replace a card ------------------------------
+
+class InvitationState(enum.StrEnum):
+    SENT = "sent"
+    OPENED = "opened"
+    COMPLETED = "completed"
+    EXPIRED = "expired"  # shown, never stored: a sent or opened invitation past its expiry
+    REVOKED = "revoked"
+
+
+class CardInvitation(db.Model):
+    """A signed, single-use, expiring link to a page where the member adds or replaces one card.
+
+    The link itself is never stored: only a SHA-256 of the random id inside it (``token_hash``).
+    """
+
+    __tablename__ = "billing_card_invitations"
+    __table_args__ = (
+        CheckConstraint("status IN ('sent', 'opened', 'completed', 'revoked')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    # The card in question; None when the member has no payment method yet (the page adds a first one).
+    payment_method_id: Mapped[int | None] = mapped_column(
+        ForeignKey("billing_payment_methods.id", ondelete="SET NULL"))
+    new_payment_method_id: Mapped[int | None] = mapped_column(
+        ForeignKey("billing_payment_methods.id", ondelete="SET NULL"))
+    channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # set when the message is sent
+    status: Mapped[str] = mapped_column(String(20), default=InvitationState.SENT)
+    expires_at: Mapped[datetime]
+    setup_ref: Mapped[str | None] = mapped_column(String(255))  # the gateway's hosted capture in progress
+    email_status: Mapped[str | None] = mapped_column(String(20))  # sent | failed
+    sms_status: Mapped[str | None] = mapped_column(String(20))  # sent | failed | None (not asked)
+    sms_ref: Mapped[str | None] = mapped_column(String(64))  # Twilio's message sid
+    created_by_ref: Mapped[str | None] = mapped_column(String(100))  # the owner's api key or admin user
+    created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
+    sent_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    member: Mapped[Member] = relationship()
+    payment_method: Mapped[PaymentMethod | None] = relationship(foreign_keys=[payment_method_id])
+
+    def state(self, moment: datetime | None = None) -> str:
+        if self.status in (InvitationState.SENT, InvitationState.OPENED):
+            if (moment or timeutil.now()) >= self.expires_at:
+                return InvitationState.EXPIRED
+        return self.status

@@ -27,3 +27,17 @@ def tick() -> str:
             observability.BILLING_OUTCOMES.labels(outcome).inc(getattr(report, outcome))
     logger.info("billing tick: %s", report.summary())
     return report.summary()
+
+
+@shared_task(name="billing.send_card_invitation")
+def send_card_invitation(invitation_id: int) -> None:
+    """Make an invitation's link and send it (email, SMS). The link exists only in the messages."""
+    from billing import invitations
+    from billing.models import CardInvitation
+
+    invitation = db.session.get(CardInvitation, invitation_id, with_for_update=True)
+    if invitation is None:
+        db.session.rollback()
+        return
+    invitations.send(db.session, invitation)
+    db.session.commit()

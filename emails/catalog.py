@@ -66,6 +66,14 @@ register(
     "Sent after a member's card was replaced and their subscriptions (Keap's or ours) moved to it.",
 )
 register(
+    "invitation",
+    "Please update your card for {site_name}",
+    {"member_name", "update_url", "expires_in_hours", "card"},
+    "Sent when the owner invites a member to add or replace a card (billing): a single-use, expiring link.",
+    body_required={"update_url"},
+    links={"update_url"},
+)
+register(
     "automation_message",
     "{message_subject}",
     {"message_subject", "message_body"},

@@ -85,6 +85,7 @@ def thrivecart(integration_id: int):
 def keap(integration_id: int):
     """A Keap campaign's "Send HTTP Post" step (form, or JSON): ``key`` in the URL query or as a pair."""
     integration = _integration(integration_id, IntegrationKind.KEAP)
+    started = time.perf_counter()
     body = _raw_body()
     content_type = request.content_type or ""
     fields = keap_post.decode(body, content_type)
@@ -92,7 +93,7 @@ def keap(integration_id: int):
     row = services.receive(db.session, integration, keap_post.event(fields),
                            body=keap_post.strip_key(body, content_type), content_type=content_type,
                            headers=_headers())
-    return _commit_and_answer(row)
+    return _commit_and_answer(row, integration, started)
 
 
 def _receive_signed_json(integration_id: int, kind: str, verify, header: str, parse):

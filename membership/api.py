@@ -144,6 +144,7 @@ def create_member(data):
     """Create a member by hand (no welcome email: grant a level or send a login link for that)."""
     member = services.create_member(db.session, data["email"], name=data["name"],
                                     external_source=data["external_source"])
+    member.phone = data.get("phone")
     db.session.commit()
     return member
 

@@ -90,6 +90,7 @@ class Member(db.Model):
     name: Mapped[str] = mapped_column(String(200), default="")
     external_source: Mapped[str | None] = mapped_column(String(100))
     keap_contact_id: Mapped[str | None] = mapped_column(String(50))
+    phone: Mapped[str | None] = mapped_column(String(32))  # E.164, for SMS (card-update invitations)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     # Changes whenever a login link is superseded; links carry the value they were issued with.
     login_nonce: Mapped[str] = mapped_column(String(32), default="")

@@ -80,12 +80,15 @@ class MemberIn(StrictSchema):
     email = ma.fields.String(required=True, validate=validate.Length(min=3, max=320))
     name = ma.fields.String(load_default="", validate=validate.Length(max=200))
     external_source = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
+    phone = ma.fields.String(allow_none=True, load_default=None, validate=validate.Regexp(r"^\+[1-9][0-9]{6,14}$"),
+                             metadata={"description": "E.164, e.g. +14155550123 (for SMS)"})
 
 
 class MemberUpdate(StrictSchema):
     email = ma.fields.String(validate=validate.Length(min=3, max=320))
     name = ma.fields.String(validate=validate.Length(max=200))
     external_source = ma.fields.String(allow_none=True, validate=validate.Length(max=100))
+    phone = ma.fields.String(allow_none=True, validate=validate.Regexp(r"^\+[1-9][0-9]{6,14}$"))
 
 
 class MemberOut(ma.Schema):
@@ -93,6 +96,7 @@ class MemberOut(ma.Schema):
     email = ma.fields.String()
     name = ma.fields.String()
     external_source = ma.fields.String(allow_none=True)
+    phone = ma.fields.String(allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 

@@ -57,6 +57,8 @@ def update_member(session: Session, member: Member, changes: dict) -> Member:
     if "external_source" in changes:
         source = changes["external_source"]
         member.external_source = source.strip() or None if source is not None else None
+    if "phone" in changes:
+        member.phone = changes["phone"] or None
     if "email" in changes:
         member.email = normalise_email(changes["email"])
     try:

@@ -154,5 +154,5 @@ def paginate(query, per_page: int = 50) -> Page:
     return Page(items=list(items), page=page, per_page=per_page, total=total, args=args)
 
 
-from admin.pages import (account, catalog, dashboard, emails, integrations, members)  # noqa: E402,F401
-from admin.pages import automations, billing, events, member_panels  # noqa: E402,F401
+from admin.pages import account, catalog, dashboard, emails, integrations, members  # noqa: E402,F401
+from admin.pages import automations, billing, events, invitations, member_panels  # noqa: E402,F401

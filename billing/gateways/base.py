@@ -61,3 +61,10 @@ class Gateway(abc.ABC):
     @abc.abstractmethod
     def confirm(self, session: Session, reference: str) -> ChargeResult:
         """The outcome of a payment after the customer came back from authenticating it."""
+
+    # Some providers let a saved card's expiry change without capturing the card again.
+    supports_expiry_update: bool = False
+
+    def update_expiry(self, session: Session, card: CardDetails, exp_month: int, exp_year: int) -> CardDetails:
+        """The same card with a new expiry (only when ``supports_expiry_update``)."""
+        raise NotImplementedError(f"{self.name} cannot change a card's expiry")

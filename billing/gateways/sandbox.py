@@ -146,6 +146,17 @@ class SandboxGateway(Gateway):
             return ChargeResult(AttemptOutcome.FAILED_HARD, reference, "No such payment at the sandbox.")
         return self._result(payment)
 
+    supports_expiry_update = True
+
+    def update_expiry(self, session, card, exp_month, exp_year) -> CardDetails:
+        stored = session.scalar(select(SandboxCard).where(SandboxCard.token == card.token))
+        if stored is None:
+            raise GatewayRefused("The sandbox does not know that card.")
+        stored.exp_month, stored.exp_year = exp_month, exp_year
+        session.flush()
+        return CardDetails(token=stored.token, brand=stored.brand, last4=stored.last4, exp_month=exp_month,
+                           exp_year=exp_year, customer_ref=card.customer_ref)
+
     @staticmethod
     def _result(payment: SandboxPayment, behaviour: str | None = None) -> ChargeResult:
         if payment.status == "succeeded":

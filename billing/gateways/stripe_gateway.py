@@ -123,6 +123,19 @@ class StripeGateway(Gateway):
             return ChargeResult(AttemptOutcome.GATEWAY_ERROR, reference, f"Stripe: {type(exc).__name__}")
         return self._result(intent)
 
+    supports_expiry_update = True  # Stripe lets a saved card's expiry change (PaymentMethod update)
+
+    def update_expiry(self, session, card, exp_month, exp_year) -> CardDetails:
+        try:
+            method = self.client.v1.payment_methods.update(
+                card.token, params={"card": {"exp_month": exp_month, "exp_year": exp_year}})
+        except stripe.StripeError as exc:
+            logger.warning("stripe refused an expiry update: %s", type(exc).__name__)
+            raise GatewayRefused("The payment provider did not accept that expiry.") from None
+        updated = method.card
+        return CardDetails(token=method.id, brand=updated.brand, last4=updated.last4,
+                           exp_month=updated.exp_month, exp_year=updated.exp_year, customer_ref=card.customer_ref)
+
     @staticmethod
     def _result(intent) -> ChargeResult:
         if intent.status == "succeeded":

@@ -18,6 +18,7 @@ from tests import factories
 
 CARDS = {
     "success": "4242424242424242",
+    "success_mc": "5555555555554444",
     "decline": "4000000000000002",
     "insufficient_funds": "4000000000009995",
     "requires_action": "4000000000003220",

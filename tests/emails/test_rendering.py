@@ -27,6 +27,8 @@ CASES: dict[str, dict] = {
     "card_updated": {"member_name": "Grace <Hopper>", "brand": "Visa", "last4": "4242", "expiry": "08/2030",
                      "old_last4": "0005", "subscriptions": ["Gold Monthly", "Tips & Tricks"],
                      "changed_at": "21 November 2026, 09:30 UTC"},
+    "invitation": {"member_name": "Grace <Hopper>", "update_url": "http://coursegate.test/card-update/TOKEN",
+                   "expires_in_hours": 48, "card": "Visa ending 4242"},
     "automation_message": {"message_subject": "Your bonus is ready, Grace <Hopper>",
                            "message_body": "Hi Grace <Hopper>,\n\nYour bonus: http://coursegate.test/login/TOKEN"},
 }

@@ -1,0 +1,251 @@
+"""The member's billing page (``/account/billing``) and ``GET /api/v1/me/subscriptions``: every active
+subscription, ours (live mandates) and Keap's side by side, each with its card and "Edit card".
+
+Our card edit goes through the gateway's hosted capture (``/account/billing/cards/<id>``); Keap's through
+``keap.pages``. Keap being down never hides our rows: the page says the external ones could not be loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import marshmallow as ma
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request, session,
+                   url_for)
+from flask_smorest import Blueprint as ApiBlueprint
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from billing import card_updates, gateways
+from billing.errors import GatewayRefused
+from billing.models import BILLABLE_MANDATE_STATUSES, Mandate
+from billing.periods import describe, format_money
+from errors import CoursegateError, Unauthorized
+from extensions import csrf, db
+from keap import subscriptions as keap_subscriptions
+from keap.schemas import ExternalSourceOut, SubscriptionRowOut
+from membership.auth import current_member
+from membership.models import Member
+
+
+@dataclass(frozen=True)
+class OwnCard:
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    payment_method_id: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.brand.title()} ending {self.last4}"
+
+    @property
+    def expiry(self) -> str:
+        return f"{self.exp_month:02d}/{self.exp_year}"
+
+
+@dataclass(frozen=True)
+class OwnRow:
+    subscription_id: str
+    product_name: str
+    status: str
+    started_at: date | None
+    renews_on: date | None
+    amount: Decimal
+    currency: str
+    interval_unit: str
+    interval_count: int
+    price: str
+    card: OwnCard | None
+    source: str = "own"
+
+    @property
+    def interval_label(self) -> str:
+        return "every " + describe(self.interval_unit, self.interval_count)
+
+
+def own_rows(session: Session, member: Member) -> list[OwnRow]:
+    """The member's active and past-due mandates, soonest renewal first."""
+    mandates = session.scalars(
+        select(Mandate).where(Mandate.member_id == member.id, Mandate.status.in_(BILLABLE_MANDATE_STATUSES))
+        .options(joinedload(Mandate.plan), joinedload(Mandate.payment_method)).order_by(Mandate.id)).all()
+    rows = []
+    for m in mandates:
+        pm = m.payment_method
+        rows.append(OwnRow(
+            subscription_id=str(m.id), product_name=m.plan.name, status=m.status,
+            started_at=m.signed_at.date() if m.signed_at else None,
+            renews_on=m.current_period_end.date() if m.current_period_end else None,
+            amount=(Decimal(m.amount) / 100).quantize(Decimal("0.01")), currency=m.currency.upper(),
+            interval_unit=m.interval_unit, interval_count=m.interval_count,
+            price=format_money(m.amount, m.currency),
+            card=OwnCard(pm.brand, pm.last4, pm.exp_month, pm.exp_year, pm.id) if pm else None,
+        ))
+    rows.sort(key=lambda r: (r.renews_on or date.max, r.product_name))
+    return rows
+
+
+def load(session: Session, member: Member) -> tuple[list[OwnRow], keap_subscriptions.ExternalSubscriptions]:
+    """Both halves of the page. May remember newly matched Keap contacts (flushes): the caller commits."""
+    return own_rows(session, member), keap_subscriptions.rows_for_member(session, member)
+
+
+def _signed_in() -> Member:
+    member = current_member()
+    if member is None:
+        abort(401)
+    return member
+
+
+# --- the page (registered on membership's blueprint as ``member_pages.billing`` by app.py) -----------------
+
+def billing():
+    member = current_member()
+    if member is None:
+        return redirect(url_for("member_pages.login"))
+    own, keap = load(db.session, member)
+    db.session.commit()  # newly matched Keap contacts are remembered
+    return render_template("billing/billing_page.html", member=member, own=own, keap=keap)
+
+
+def account_link(session: Session, member: Member) -> Markup:
+    """The /account section pointing at the billing page (``membership.account.register_account_section``)."""
+    return Markup(render_template("billing/_billing_link.html"))
+
+
+# --- editing the card of our own mandates -----------------------------------------------------------
+
+bp = Blueprint("billing_cards", __name__)
+CARD_CAPTURE_KEY = "billing_card_capture"
+
+
+@bp.before_request
+def _csrf() -> None:
+    if current_app.config.get("WTF_CSRF_ENABLED", True):
+        csrf.protect()
+
+
+@bp.after_request
+def _private(response):
+    response.headers.setdefault("Cache-Control", "private, no-store")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def _page_url(method_id: int) -> str:
+    return current_app.config["SITE_URL"] + url_for("billing_cards.card", method_id=method_id)
+
+
+@bp.get("/account/billing/cards/<int:method_id>")
+def card(method_id: int):
+    member = _signed_in()
+    method = card_updates.method_of(db.session, member, method_id)
+    used_by = card_updates.mandates_on(db.session, member, method)
+    db.session.rollback()  # mandates_on locks rows; nothing to keep
+    return render_template("billing/card.html", method=method, used_by=used_by,
+                           can_change_expiry=card_updates.supports_expiry_update(method))
+
+
+@bp.post("/account/billing/cards/<int:method_id>/replace")
+def replace(method_id: int):
+    """Off to the gateway's hosted page; it sends the member back to ``captured``."""
+    member = _signed_in()
+    method = card_updates.method_of(db.session, member, method_id)
+    start = gateways.get(method.gateway).start_setup(
+        db.session, email=member.email, customer_ref=method.customer_ref,
+        description="Use this card for every subscription that used your card ending " + method.last4 + ".",
+        return_url=current_app.config["SITE_URL"] + url_for("billing_cards.captured", method_id=method.id),
+        cancel_url=_page_url(method.id))
+    session[CARD_CAPTURE_KEY] = {"method": method.id, "ref": start.reference}
+    return redirect(start.redirect_url)
+
+
+@bp.get("/account/billing/cards/<int:method_id>/captured")
+def captured(method_id: int):
+    member = _signed_in()
+    method = card_updates.method_of(db.session, member, method_id)
+    capture = session.pop(CARD_CAPTURE_KEY, None)
+    if not isinstance(capture, dict) or capture.get("method") != method.id:
+        flash("The card form had expired; please add your card again.", "warn")
+        return redirect(url_for("billing_cards.card", method_id=method.id))
+    try:
+        new_card = gateways.get(method.gateway).complete_setup(db.session, capture["ref"],
+                                                               request.args.to_dict())
+    except GatewayRefused as exc:
+        flash(exc.message, "bad")
+        return redirect(url_for("billing_cards.card", method_id=method.id))
+    result = card_updates.replace_card(db.session, member, method, method.gateway, new_card)
+    db.session.commit()
+    _flash_result(result)
+    return redirect(url_for("member_pages.billing"))
+
+
+@bp.post("/account/billing/cards/<int:method_id>/expiry")
+def expiry(method_id: int):
+    member = _signed_in()
+    method = card_updates.method_of(db.session, member, method_id)
+    try:
+        result = card_updates.update_expiry(db.session, member, method,
+                                            request.form.get("exp_month", 0, type=int),
+                                            request.form.get("exp_year", 0, type=int))
+    except CoursegateError as exc:
+        db.session.rollback()
+        flash(exc.message, "bad")
+        return redirect(url_for("billing_cards.card", method_id=method_id)), 303
+    db.session.commit()
+    _flash_result(result)
+    return redirect(url_for("member_pages.billing"))
+
+
+def _flash_result(result: card_updates.CardUpdate) -> None:
+    flash(f"Your {result.method.brand.title()} ending {result.method.last4} is now used for "
+          f"{len(result.mandates)} subscription(s). We have emailed you a confirmation.", "info")
+    for attempt in result.attempts:
+        if attempt.outcome == "succeeded":
+            flash("The overdue payment went through. Thank you!", "info")
+        else:
+            flash("The overdue payment did not go through with the new card; see your invoices.", "warn")
+
+
+# --- GET /api/v1/me/subscriptions -------------------------------------------------------------------
+
+blp = ApiBlueprint("me_subscriptions", __name__, url_prefix="/api/v1",
+                   description="The signed-in member's subscriptions (session cookie).")
+
+
+def _edit_url(row) -> str | None:
+    if row.source == "own":
+        return url_for("billing_cards.card", method_id=row.card.payment_method_id) if row.card else None
+    return url_for("keap_pages.card", subscription_id=row.subscription_id)
+
+
+class MySubscriptionRowOut(SubscriptionRowOut):
+    status = ma.fields.String(dump_default="active")
+    edit_card_url = ma.fields.Function(_edit_url)
+
+
+class MySubscriptionsOut(ma.Schema):
+    subscriptions = ma.fields.List(ma.fields.Nested(MySubscriptionRowOut))
+    sources = ma.fields.List(ma.fields.Nested(ExternalSourceOut))
+
+
+@blp.route("/me/subscriptions", methods=["GET"])
+@blp.response(200, MySubscriptionsOut)
+@blp.doc(security=[{"memberSession": []}])
+def my_subscriptions():
+    """Every active subscription of the signed-in member: ours and, for Keap customers, Keap's."""
+    member = current_member()
+    if member is None:
+        raise Unauthorized("Sign in first: this endpoint uses the member's session cookie from /login.",
+                           code="not_signed_in")
+    own, keap = load(db.session, member)
+    db.session.commit()
+    sources = [{"source": "own", "status": "ok", "message": None}]
+    if keap.status != "not_applicable":
+        sources.append(keap)
+    return ({"subscriptions": [*own, *keap.rows], "sources": sources}, 200,
+            {"Cache-Control": "private, no-store"})
