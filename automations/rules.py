@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 import timeutil
 from automations import placeholders
-from automations.active import DEFAULTS_MARKER
 from automations.actions import EMAIL_CONTEXT
+from automations.active import DEFAULTS_MARKER
 from automations.errors import AutomationLoop, InvalidRule, RuleNotFound
 from automations.models import AutomationRule, AutomationRun, AutomationSetting, Trigger, WebhookEndpoint
 from emails import catalog

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from webhooks import delivery  # noqa: E402  (bench/webhooks.py: the same realistic deliveries)
+from webhooks import delivery
 
 
 def main() -> int:
