@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 import timeutil
 from automations import placeholders
 from automations.actions import EMAIL_CONTEXT
+from automations.active import DEFAULTS_MARKER
 from automations.errors import AutomationLoop, InvalidRule, RuleNotFound
 from automations.models import AutomationRule, AutomationRun, AutomationSetting, Trigger, WebhookEndpoint
 from emails import catalog
@@ -19,7 +20,6 @@ from membership.models import Level
 
 RULE_FIELDS = ("name", "trigger", "level_id", "product_id", "tag", "actions", "enabled")
 TAG_TRIGGERS = (Trigger.TAG_ADDED, Trigger.TAG_REMOVED)
-DEFAULTS_MARKER = "defaults_installed"
 AUTOMATION_MESSAGE = "automation_message"
 
 logger = logging.getLogger(__name__)

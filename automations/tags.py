@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from automations import active
 from automations.errors import IntegrationNotFound
 from automations.models import EventTagNames, Trigger
 from extensions import db
@@ -88,7 +89,10 @@ def event_tag_name(session: Session, trigger: str, *, product_id: str | None,
     column, _ = EVENT_TAGS[trigger]
     if trigger == Trigger.ORDER_COMPLETED and product_id is None:
         return None
-    return render_template_name(tag_name_templates(session, integration_id)[column],
+    # Most integrations keep the default names: no query for those.
+    named = integration_id in active.get(session).named_integrations
+    templates = tag_name_templates(session, integration_id) if named else DEFAULT_TEMPLATES
+    return render_template_name(templates[column],
                                 product_id=product_id, integration_id=integration_id)
 
 

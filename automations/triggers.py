@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import timeutil
+from automations import active
 from automations.models import TRIGGERS, AutomationEvent, AutomationRule, AutomationRun, RunStatus, Trigger
 from membership import tags as member_tags
 from membership.models import Level, Member
 from membership.tags import AppliedBy
+from sqlutil import attach, insert_ignoring_conflicts
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,11 @@ def fire(session: Session, trigger: str, *, member: Member, event_key: str, leve
         raise ValueError(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
     from automations import rules
 
-    rules.ensure_defaults(session)
+    switched_on = active.get(session)
+    if not switched_on.defaults_installed:  # on first use the default set appears by itself
+        rules.install_defaults(session, restore=False)
+        active.forget(session)
+        switched_on = active.get(session)
     level_obj = session.get(Level, level) if isinstance(level, int) else level
     values = {"trigger": trigger, "event_key": stable_key(event_key), "member_id": member.id,
               "level_id": level_obj.id if level_obj else None,
@@ -93,7 +97,7 @@ def fire(session: Session, trigger: str, *, member: Member, event_key: str, leve
 
     if _depth > MAX_DEPTH:
         logger.warning("automation event %s nested %s deep; rules not run", row.id, _depth)
-        for rule in _matching_rules(session, event):
+        for rule in _matching_rules(session, event, switched_on):
             _record_run(session, rule, event, status=RunStatus.DEPTH_LIMIT,
                         error=f"Stopped: events nested more than {MAX_DEPTH} deep (a loop between rules?).")
         return row
@@ -101,8 +105,9 @@ def fire(session: Session, trigger: str, *, member: Member, event_key: str, leve
     _apply_event_tag(session, event)  # first, so a rule's tag filter sees the tag this event applies
     from automations import webhooks
 
-    webhooks.enqueue_for_event(session, event)
-    for rule in _matching_rules(session, event):
+    if switched_on.has_endpoints(trigger):
+        webhooks.enqueue_for_event(session, event)
+    for rule in _matching_rules(session, event, switched_on):
         _run_rule(session, rule, event)
     return row
 
@@ -110,12 +115,9 @@ def fire(session: Session, trigger: str, *, member: Member, event_key: str, leve
 def _record_event(session: Session, values: dict) -> AutomationEvent | None:
     """Insert the event unless its (trigger, key) exists: one statement, no savepoint. On PostgreSQL a
     concurrent transaction inserting the same key makes this wait for it, then do nothing."""
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = (insert(AutomationEvent).values(**values)
-                     .on_conflict_do_nothing(index_elements=["trigger", "event_key"]).returning(AutomationEvent))
-        return session.scalars(statement).first()
+    if session.get_bind().dialect.name in ("postgresql", "sqlite"):
+        inserted = insert_ignoring_conflicts(session, AutomationEvent, ("trigger", "event_key"), [values])
+        return attach(session, AutomationEvent, {**values, "id": inserted[0].id}) if inserted else None
     row = AutomationEvent(**values)  # pragma: no cover - other databases
     try:
         with session.begin_nested():
@@ -126,7 +128,9 @@ def _record_event(session: Session, values: dict) -> AutomationEvent | None:
     return row
 
 
-def _matching_rules(session: Session, event: Event) -> list[AutomationRule]:
+def _matching_rules(session: Session, event: Event, switched_on: active.Active) -> list[AutomationRule]:
+    if not switched_on.has_rules(event.trigger):
+        return []
     candidates = session.scalars(
         select(AutomationRule).where(AutomationRule.trigger == event.trigger, AutomationRule.enabled.is_(True))
         .order_by(AutomationRule.id)

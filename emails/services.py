@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import jobs
@@ -16,6 +15,7 @@ from emails import catalog, placeholders, rendering, transport
 from emails.errors import BadPlaceholders, EmailNotFound, UnknownTemplate
 from emails.models import EmailStatus, EmailTemplateOverride, OutboundEmail
 from extensions import db
+from sqlutil import attach, insert_ignoring_conflicts
 
 logger = logging.getLogger(__name__)
 
@@ -25,22 +25,20 @@ RETRY_BACKOFF = (60, 300, 1800, 3600, 4 * 3600, 12 * 3600)
 
 def enqueue(session: Session, template: str, to: str, context: dict, *, dedupe_key: str | None = None,
             member_id: int | None = None) -> OutboundEmail | None:
-    """Render now, store the row, deliver after commit. Returns None when ``dedupe_key`` was already used."""
-    if dedupe_key is not None:
-        existing = session.scalar(select(OutboundEmail.id).where(OutboundEmail.dedupe_key == dedupe_key))
-        if existing is not None:
-            return None
+    """Render now, store the row, deliver after commit. Returns None when ``dedupe_key`` was already used.
+
+    One ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING``, no savepoint: when a concurrent
+    transaction queues the same key, this one waits for it and does nothing, so the first one wins."""
     override = session.scalar(select(EmailTemplateOverride).where(EmailTemplateOverride.template == template))
     subject, text, html = rendering.render(template, context, override)
-    email = OutboundEmail(recipient=to, template=template, subject=subject, text_body=text, html_body=html,
-                          dedupe_key=dedupe_key, member_id=member_id, next_attempt_at=timeutil.now())
-    try:
-        with session.begin_nested():
-            session.add(email)
-            session.flush()
-    except IntegrityError:
-        # A concurrent transaction queued the same dedupe key first: that one wins.
+    moment = timeutil.now()
+    values = dict(recipient=to, template=template, subject=subject, text_body=text, html_body=html,
+                  status=EmailStatus.PENDING, attempts=0, last_error=None, dedupe_key=dedupe_key,
+                  member_id=member_id, next_attempt_at=moment, created_at=moment, sent_at=None, resent_from_id=None)
+    inserted = insert_ignoring_conflicts(session, OutboundEmail, ("dedupe_key",), [values])
+    if not inserted:
         return None
+    email = attach(session, OutboundEmail, {**values, "id": inserted[0].id})
     from emails import tasks
 
     jobs.after_commit(session, tasks.deliver, email.id)

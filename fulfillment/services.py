@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, lazyload, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 import timeutil
 from automations import scheduling
@@ -33,6 +32,7 @@ from fulfillment.rules import levels_for_items
 from membership import services as membership
 from membership.errors import InvalidEmail
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
+from sqlutil import attach, insert_ignoring_conflicts
 
 logger = logging.getLogger(__name__)
 
@@ -43,33 +43,6 @@ OPEN_STATUSES = (GrantStatus.ACTIVE, GrantStatus.PAST_DUE, GrantStatus.PAUSED, G
 
 
 # --- receiving ----------------------------------------------------------------------------------------
-
-_UPSERTS: dict = {}
-
-
-def _insert_ignoring_conflicts(session: Session, model, index_elements: tuple[str, ...], rows: list[dict],
-                               returning: tuple[str, ...] = ("id",)) -> list:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING``: one round trip, safe under concurrency; returns the
-    ``returning`` columns of the rows actually inserted (a conflicting row, e.g. a concurrent delivery's, is
-    skipped). Core, not the ORM's bulk insert: this is the hot path of every delivery."""
-    dialect = session.get_bind().dialect.name
-    key = (model, index_elements, returning, dialect)
-    statement = _UPSERTS.get(key)
-    if statement is None:  # built once, so SQLAlchemy's compiled cache serves every later call
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        table = model.__table__
-        statement = _UPSERTS[key] = (insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
-                                     .returning(*(table.c[name] for name in returning)))
-    return session.execute(statement, rows).all()
-
-
-def _attach(session: Session, model, values: dict):
-    """The ORM object for a row just inserted with ``values``, without reading it back."""
-    instance = model(**values)
-    make_transient_to_detached(instance)
-    session.add(instance)
-    return instance
-
 
 EVENT_KEY = ("integration_id", "dedupe_key")
 
@@ -83,10 +56,10 @@ def receive(session: Session, integration: Integration, event: OrderEvent, *, bo
                   order_ref=_short(event.order_ref, 100), customer_ref=_short(event.customer_ref, 100),
                   content_type=content_type[:100], body=body,
                   headers=headers, attempts=0, last_error=None, received_at=timeutil.now(), processed_at=None)
-    inserted = _insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, [values])
+    inserted = insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, [values])
     if not inserted:
         return _store_duplicate(session, integration, event, values)
-    row = _attach(session, WebhookEvent, {**values, "id": inserted[0].id})
+    row = attach(session, WebhookEvent, {**values, "id": inserted[0].id})
     try:
         status, message = _apply(session, row, integration, event)
     except Exception as error:
@@ -94,10 +67,10 @@ def receive(session: Session, integration: Integration, event: OrderEvent, *, bo
         status, message = _failure(error, integration)
         session.expunge(row)  # its row is rolled back; the id may be handed out again
         session.rollback()
-        stored = _insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, [values])
+        stored = insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, [values])
         if not stored:  # a concurrent delivery of the same event got in meanwhile
             return _store_duplicate(session, integration, event, values)
-        row = _attach(session, WebhookEvent, {**values, "id": stored[0].id})
+        row = attach(session, WebhookEvent, {**values, "id": stored[0].id})
     return _finish(session, row, status, message)
 
 
@@ -291,6 +264,8 @@ def _buyer(session: Session, integration: Integration, event: OrderEvent) -> tup
                                      f"creating a second account for {email}.")
         if exact is not None:
             return exact, False, None
+        member, created = membership.create_or_find_member(session, email, name=event.name)  # looked already
+        return member, created, None
     member, created = membership.find_or_create_member(session, email, name=event.name)
     return member, created, None
 
@@ -318,7 +293,7 @@ def _grant_lines(session: Session, member: Member, integration: Integration, eve
                 source_kind=GrantSourceKind.ORDER, integration_id=integration.id, order_ref=event.order_ref,
                 line_ref=line.line_ref, subscription_ref=line.subscription_ref, created_at=starts_at,
                 updated_at=starts_at))
-    inserted = _insert_ignoring_conflicts(session, Grant, ("integration_id", "order_ref", "line_ref", "level_id"),
+    inserted = insert_ignoring_conflicts(session, Grant, ("integration_id", "order_ref", "line_ref", "level_id"),
                                           rows, returning=("id", "line_ref", "level_id"))
     return [(grant_id, level_id, line_of[(line_ref, level_id)]) for grant_id, line_ref, level_id in inserted]
 

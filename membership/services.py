@@ -18,6 +18,7 @@ from emails import services as email_services
 from membership import login_links
 from membership.errors import DuplicateEmail, GrantAlreadyRevoked, InvalidEmail
 from membership.models import Course, Grant, GrantSourceKind, GrantStatus, Level, Member
+from sqlutil import attach, insert_ignoring_conflicts
 
 # Deliberately loose: one "@", something on each side, a dot in the domain, no spaces.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -75,8 +76,7 @@ def update_member(session: Session, member: Member, changes: dict) -> Member:
 def find_or_create_member(session: Session, email: str, *, name: str = "") -> tuple[Member, bool]:
     """The member with this email (any case), or a new one. Returns ``(member, created)``.
 
-    Safe when two transactions race for the same new email: the loser's insert fails on the unique
-    email, its savepoint rolls back, and it finds the winner's row.
+    Safe when two transactions race for the same new email: see :func:`create_or_find_member`.
     """
     normalised = normalise_email(email)
     member = session.scalar(select(Member).where(Member.email == normalised))
@@ -84,17 +84,27 @@ def find_or_create_member(session: Session, email: str, *, name: str = "") -> tu
         if name.strip() and not member.name:
             member.name = name.strip()
         return member, False
-    member = Member(email=normalised, name=name.strip())
-    try:
-        with session.begin_nested():
-            session.add(member)
-            session.flush()
-    except IntegrityError:
-        member = session.scalar(select(Member).where(Member.email == normalised))
-        if member is None:  # pragma: no cover - the conflicting row vanished again
-            raise
-        return member, False
-    return member, True
+    return create_or_find_member(session, normalised, name=name)
+
+
+def create_or_find_member(session: Session, email: str, *, name: str = "") -> tuple[Member, bool]:
+    """A new member with this email, or the one that has it. Returns ``(member, created)``.
+
+    Inserts first (one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, no savepoint): for callers that have
+    just looked the email up and found nobody, such as a cart order. When two transactions race for the same
+    new email, the loser's insert waits for the winner's commit, does nothing, and the loser finds that row.
+    """
+    normalised = normalise_email(email)
+    moment = timeutil.now()
+    values = dict(email=normalised, name=name.strip(), external_source=None, keap_contact_id=None,
+                  password_hash=None, login_nonce="", created_at=moment, updated_at=moment)
+    inserted = insert_ignoring_conflicts(session, Member, ("email",), [values])
+    if inserted:
+        return attach(session, Member, {**values, "id": inserted[0].id}), True
+    member = session.scalar(select(Member).where(Member.email == normalised))
+    if member is None:  # pragma: no cover - the conflicting row vanished again
+        raise DuplicateEmail()
+    return member, False
 
 
 def grant_level(session: Session, member: Member, level: Level, *, source_kind: str = GrantSourceKind.MANUAL,

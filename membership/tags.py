@@ -18,6 +18,7 @@ import timeutil
 from errors import NotFound, Unprocessable
 from extensions import db
 from membership.models import Member
+from sqlutil import attach, insert_ignoring_conflicts
 
 TAG_NAME_MAX = 100
 # Lower-case letters, digits and - _ . : (CRM tag names such as "purchased-12" or "keap:vip").
@@ -123,22 +124,19 @@ def add_tag(session: Session, member: Member, name: str, *, applied_by: str,
     """Tag ``member``. Returns the new row, or None when the member already carried the tag."""
     name = normalise_tag_name(name)
     found = session.execute(
-        select(Tag.id, MemberTag.member_id).outerjoin(
+        select(Tag, MemberTag.member_id).outerjoin(
             MemberTag, (MemberTag.tag_id == Tag.id) & (MemberTag.member_id == member.id))
         .where(Tag.name == name)
     ).first()
     if found is not None and found.member_id is not None:
         return None  # one query answers the common case: the member already carries the tag
-    tag = get_or_create_tag(session, name) if found is None else session.get(Tag, found.id)
-    row = MemberTag(member_id=member.id, tag_id=tag.id, applied_by=applied_by,
-                    source=(source or None) and source[:200])
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:  # a concurrent transaction tagged the member first
+    tag = get_or_create_tag(session, name) if found is None else found.Tag
+    values = dict(member_id=member.id, tag_id=tag.id, applied_at=timeutil.now(), applied_by=applied_by,
+                  source=(source or None) and source[:200])
+    # One statement, no savepoint; a concurrent transaction that tagged the member first wins.
+    if not insert_ignoring_conflicts(session, MemberTag, ("member_id", "tag_id"), [values], returning=("tag_id",)):
         return None
-    return row
+    return attach(session, MemberTag, {**values, "tag": tag})
 
 
 def remove_tag(session: Session, member: Member, name: str) -> bool:
