@@ -37,6 +37,7 @@ from fulfillment.models import EventStatus, Integration, WebhookEvent
 from fulfillment.parsers import Action, OrderEvent
 from keap import subscriptions as keap_subscriptions
 from membership import services as membership
+from sqlutil import insert_ignoring_conflicts
 from membership.errors import InvalidEmail
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
 from membership.tags import AppliedBy, is_valid_tag_name, normalise_tag_name
@@ -286,7 +287,7 @@ def _enroll(session: Session, row: WebhookEvent, integration: Integration, order
                       ends_at=ends_at, source_kind=GrantSourceKind.ORDER, integration_id=integration.id,
                       order_ref=order.order_ref, line_ref=line_ref, subscription_ref=None,
                       note=f"Keap HTTP Post (event {row.id})", created_at=moment, updated_at=moment)
-        inserted = services._insert_ignoring_conflicts(session, Grant, GRANT_KEY, [values])
+        inserted = insert_ignoring_conflicts(session, Grant, GRANT_KEY, [values])
         if inserted:
             granted.append((level, inserted[0].id))
         else:  # a concurrent post of the same step got there first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 import re
 import secrets
 from datetime import datetime, timedelta
