@@ -14,6 +14,7 @@ compiled cache serves every later call.
 from __future__ import annotations
 
 from sqlalchemy import bindparam, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 _STATEMENTS: dict = {}
@@ -56,3 +57,10 @@ def attach(session: Session, model, values: dict):
     make_transient_to_detached(instance)
     session.add(instance)
     return instance
+
+
+def dialect_insert(session: Session, model):
+    """The dialect's ``insert(model)``, which has ``on_conflict_do_nothing`` (PostgreSQL and SQLite). Unlike
+    :func:`insert_ignoring_conflicts` it fills Python-side column defaults; use it for batches off the hot path."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return insert(model)

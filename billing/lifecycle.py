@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import exists, insert, or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 import timeutil
+from sqlutil import dialect_insert
 from billing import invoices, notify
 from billing.models import (BILLABLE_MANDATE_STATUSES, Invoice, InvoiceStatus, Mandate, MandateStatus,
                             PaymentStatus, Plan)
@@ -71,15 +72,8 @@ def expire_pending(session: Session, now: datetime) -> int:
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> list[int]:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - we support the two above
-        dialect_insert = insert
-    statement = (dialect_insert(Invoice).on_conflict_do_nothing(index_elements=["mandate_id", "period_start"])
-                 .returning(Invoice.id))
+    statement = (dialect_insert(session, Invoice)
+                 .on_conflict_do_nothing(index_elements=["mandate_id", "period_start"]).returning(Invoice.id))
     return list(session.scalars(statement, rows))
 
 

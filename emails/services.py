@@ -15,7 +15,7 @@ from emails import catalog, placeholders, rendering, transport
 from emails.errors import BadPlaceholders, EmailNotFound, UnknownTemplate
 from emails.models import EmailStatus, EmailTemplateOverride, OutboundEmail
 from extensions import db
-from sqlutil import attach, insert_ignoring_conflicts
+from sqlutil import attach, dialect_insert, insert_ignoring_conflicts
 
 logger = logging.getLogger(__name__)
 
@@ -214,12 +214,7 @@ def enqueue_many(session: Session, messages: list[tuple[str, str, dict, str, int
         rows.append({"recipient": to, "template": template, "subject": subject, "text_body": text,
                      "html_body": html, "dedupe_key": dedupe_key, "member_id": member_id,
                      "status": EmailStatus.PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now})
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = (dialect_insert(OutboundEmail).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    statement = (dialect_insert(session, OutboundEmail).on_conflict_do_nothing(index_elements=["dedupe_key"])
                  .returning(OutboundEmail.id))
     ids = list(session.scalars(statement, rows))
     from emails import tasks
