@@ -1,6 +1,6 @@
 """What one ThriveCart delivery costs, measured in-process: SQL statements and CPU (load-independent figures).
 
-    DATABASE_URL=postgresql://user@127.0.0.1:5432/dbname .venv/bin/python bench/webhook_costs.py [-n 200] [--list]
+    DATABASE_URL=postgresql://user@127.0.0.1:5432/dbname .venv/bin/python bench/webhook_costs.py [-n 200] [--list] [--profile FILE]
 
 Builds the app against DATABASE_URL (migrated), adds a fresh integration as bench/webhooks.py does, then sends
 deliveries one at a time through the Flask test client and reports, per kind of delivery (new buyer, returning
@@ -36,6 +36,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=200, help="deliveries of each kind (default 200)")
     parser.add_argument("--list", action="store_true", help="print one new buyer's statements")
+    parser.add_argument("--profile", metavar="FILE", help="also cProfile N new buyers' deliveries into FILE "
+                        "(read it with python -m pstats FILE)")
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:
@@ -161,6 +163,14 @@ def main() -> int:
     bump_bodies = [delivery(secret, order_id(), f"bump-{i}@{domain}", ["product-12", "bump-12"])
                    for i in range(args.n)]
     returning_bodies = [delivery(secret, order_id(), email, ["product-12"]) for email in returning]
+    if args.profile:
+        import cProfile
+
+        profiled = [delivery(secret, order_id(), f"prof-{i}@{domain}", ["product-12"]) for i in range(args.n)]
+        with cProfile.Profile(time.thread_time) as profile:  # CPU, not time spent waiting on the database
+            for body in profiled:
+                client.post(path, data=body, headers=headers).close()
+        profile.dump_stats(args.profile)
     results = [
         measure("no-op GET /healthz", [None] * args.n),
         measure("new buyer, 1 item", new_bodies),
