@@ -13,7 +13,7 @@ compiled cache serves every later call.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import String, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -21,33 +21,80 @@ _STATEMENTS: dict = {}
 
 
 def _statement(dialect, table, keys: tuple[str, ...], index_elements: tuple[str, ...],
-               returning: tuple[str, ...], count: int):
+               returning: tuple[str, ...], count: int, locked: bool):
     quote = dialect.identifier_preparer.quote
     columns = [table.c[key] for key in keys]
     values = ", ".join("(" + ", ".join(f":{column.key}_{i}" for column in columns) + ")" for i in range(count))
-    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(column.name) for column in columns)}) "
-           f"VALUES {values} ON CONFLICT ({', '.join(quote(table.c[name].name) for name in index_elements)}) "
-           f"DO NOTHING RETURNING {', '.join(quote(table.c[name].name) for name in returning)}")
+    into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(column.name) for column in columns)}) "
+    if locked:
+        # The lock is taken before the row is inserted, in the same round trip.
+        sql = (f"WITH held AS (SELECT pg_advisory_xact_lock(hashtext(:advisory_lock))) "
+               f"{into}SELECT new.* FROM (VALUES {values}) AS new, held ")
+    else:
+        sql = f"{into}VALUES {values} "
+    sql += (f"ON CONFLICT ({', '.join(quote(table.c[name].name) for name in index_elements)}) "
+            f"DO NOTHING RETURNING {', '.join(quote(table.c[name].name) for name in returning)}")
     binds = [bindparam(f"{column.key}_{i}", type_=column.type) for i in range(count) for column in columns]
+    if locked:
+        binds.append(bindparam("advisory_lock", type_=String()))
     return text(sql).bindparams(*binds).columns(*(table.c[name] for name in returning))
 
 
 def insert_ignoring_conflicts(session: Session, model, index_elements: tuple[str, ...], rows: list[dict],
-                              returning: tuple[str, ...] = ("id",)) -> list:
+                              returning: tuple[str, ...] = ("id",), *, advisory_lock: str | None = None) -> list:
     """Insert ``rows`` (dicts with the same keys: every column's value) in one statement; returns the
     ``returning`` columns of the rows actually inserted. A row whose ``index_elements`` (a unique constraint)
-    are taken is skipped."""
+    are taken is skipped.
+
+    ``advisory_lock``: on PostgreSQL, first take the transaction-level advisory lock on that key in the same
+    statement (see :func:`advisory_xact_lock`, which then knows it is held); elsewhere it is ignored."""
     if not rows:
         return []
     dialect = session.get_bind().dialect
+    locked = advisory_lock is not None and dialect.name == "postgresql"
     keys = tuple(rows[0])
-    cache_key = (model, keys, index_elements, returning, len(rows), dialect.name)
+    cache_key = (model, keys, index_elements, returning, len(rows), dialect.name, locked)
     statement = _STATEMENTS.get(cache_key)
     if statement is None:
         statement = _STATEMENTS[cache_key] = _statement(dialect, model.__table__, keys, index_elements, returning,
-                                                        len(rows))
+                                                        len(rows), locked)
     parameters = {f"{key}_{i}": row[key] for i, row in enumerate(rows) for key in keys}
-    return session.execute(statement, parameters).all()
+    if locked:
+        parameters["advisory_lock"] = advisory_lock
+    inserted = session.execute(statement, parameters).all()
+    if locked:
+        _held(session).add(advisory_lock)
+    return inserted
+
+
+def advisory_xact_lock(session: Session, key: str) -> None:
+    """Hold PostgreSQL's transaction-level advisory lock on ``key`` until the transaction ends, so work on the
+    same thing in two transactions is serialised (no-op elsewhere: SQLite has one writer anyway). A lock this
+    transaction already holds costs no round trip."""
+    if session.get_bind().dialect.name != "postgresql" or key in _held(session):
+        return
+    session.execute(_LOCK, {"key": key})
+    _held(session).add(key)
+
+
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+_HELD = "coursegate_advisory_locks"
+
+
+def _held(session: Session) -> set:
+    return session.info.setdefault(_HELD, set())
+
+
+@event.listens_for(Session, "after_commit")
+def _released_at_commit(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_HELD, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _released_at_rollback(session: Session, _previous_transaction) -> None:
+    # A rolled-back savepoint releases the locks taken inside it; forgetting them all only costs a round trip.
+    session.info.pop(_HELD, None)
 
 
 def attach(session: Session, model, values: dict):

@@ -101,10 +101,10 @@ def tag_member(session: Session, member: Member, name: str, *, applied_by: str, 
     """Tag the member and fire ``tag_added`` when the tag is new to them. Returns whether it was new."""
     from automations import triggers
 
-    row = member_tags.add_tag(session, member, name, applied_by=applied_by, source=source)
-    if row is None:
+    name = member_tags.normalise_tag_name(name)
+    if member_tags.add_tag(session, member, name, applied_by=applied_by, source=source) is None:
         return False
-    triggers.fire(session, Trigger.TAG_ADDED, member=member, event_key=event_key, tag=row.tag.name,
+    triggers.fire(session, Trigger.TAG_ADDED, member=member, event_key=event_key, tag=name,
                   integration_id=integration_id, _depth=depth)
     return True
 

@@ -14,7 +14,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 import timeutil
@@ -32,7 +32,7 @@ from fulfillment.rules import levels_for_items
 from membership import services as membership
 from membership.errors import InvalidEmail
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
-from sqlutil import attach, insert_ignoring_conflicts
+from sqlutil import advisory_xact_lock, attach, insert_ignoring_conflicts
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ def receive(session: Session, integration: Integration, event: OrderEvent, *, bo
                   order_ref=_short(event.order_ref, 100), customer_ref=_short(event.customer_ref, 100),
                   content_type=content_type[:100], body=body,
                   headers=headers, attempts=0, last_error=None, received_at=timeutil.now(), processed_at=None)
-    inserted = insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, [values])
+    inserted = insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, [values],
+                                         advisory_lock=_order_lock_key(integration.id, event.order_ref))
     if not inserted:
         return _store_duplicate(session, integration, event, values)
     row = attach(session, WebhookEvent, {**values, "id": inserted[0].id})
@@ -152,12 +153,16 @@ def _levels_for_lines(session: Session, integration: Integration, lines: list[Li
     return result
 
 
+def _order_lock_key(integration_id: int, order_ref: str | None) -> str | None:
+    return f"coursegate-order:{integration_id}:{order_ref}" if order_ref else None
+
+
 def _lock_order(session: Session, integration: Integration, order_ref: str | None) -> None:
     """Serialise an order with its refunds and cancellations when they arrive at the same moment: whichever
-    commits second sees the other (PostgreSQL transaction-level advisory lock; SQLite has one writer anyway)."""
-    if order_ref and session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                        {"key": f"coursegate-order:{integration.id}:{order_ref}"})
+    commits second sees the other. ``receive`` takes the lock as it stores the delivery."""
+    key = _order_lock_key(integration.id, order_ref)
+    if key:
+        advisory_xact_lock(session, key)
 
 
 def _adjustments(session: Session, integration: Integration, order_ref: str | None,

@@ -10,7 +10,7 @@ import enum
 import re
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, delete, select
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, bindparam, delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -119,24 +119,38 @@ def delete_tag(session: Session, tag: Tag) -> None:
     session.flush()
 
 
+_TAG_MEMBER = text(
+    "INSERT INTO member_tags (member_id, tag_id, applied_at, applied_by, source) "
+    "SELECT :member_id, tags.id, :applied_at, :applied_by, :source FROM tags WHERE tags.name = :name "
+    "ON CONFLICT (member_id, tag_id) DO NOTHING RETURNING tag_id"
+).bindparams(bindparam("member_id", type_=Integer()), bindparam("applied_at", type_=MemberTag.__table__.c.applied_at.type),
+             bindparam("applied_by", type_=String()), bindparam("source", type_=String()),
+             bindparam("name", type_=String()))
+
+
 def add_tag(session: Session, member: Member, name: str, *, applied_by: str,
             source: str | None = None) -> MemberTag | None:
     """Tag ``member``. Returns the new row, or None when the member already carried the tag."""
     name = normalise_tag_name(name)
+    values = dict(member_id=member.id, applied_at=timeutil.now(), applied_by=applied_by,
+                  source=(source or None) and source[:200])
+    # The common case in one statement: the tag exists and is new to the member (a new buyer's purchase tag).
+    # A concurrent transaction that tagged the member first wins; nothing is inserted twice.
+    tagged = session.execute(_TAG_MEMBER, {**values, "name": name}).first()
+    if tagged is not None:
+        return attach(session, MemberTag, {**values, "tag_id": tagged.tag_id})
     found = session.execute(
         select(Tag, MemberTag.member_id).outerjoin(
             MemberTag, (MemberTag.tag_id == Tag.id) & (MemberTag.member_id == member.id))
         .where(Tag.name == name)
     ).first()
     if found is not None and found.member_id is not None:
-        return None  # one query answers the common case: the member already carries the tag
-    tag = get_or_create_tag(session, name) if found is None else found.Tag
-    values = dict(member_id=member.id, tag_id=tag.id, applied_at=timeutil.now(), applied_by=applied_by,
-                  source=(source or None) and source[:200])
-    # One statement, no savepoint; a concurrent transaction that tagged the member first wins.
-    if not insert_ignoring_conflicts(session, MemberTag, ("member_id", "tag_id"), [values], returning=("tag_id",)):
         return None
-    return attach(session, MemberTag, {**values, "tag": tag})
+    tag = get_or_create_tag(session, name) if found is None else found.Tag
+    if not insert_ignoring_conflicts(session, MemberTag, ("member_id", "tag_id"), [{**values, "tag_id": tag.id}],
+                                     returning=("tag_id",)):
+        return None
+    return attach(session, MemberTag, {**values, "tag_id": tag.id, "tag": tag})
 
 
 def remove_tag(session: Session, member: Member, name: str) -> bool:
