@@ -6,7 +6,8 @@ Migrates the database, adds a fresh integration (its own rules, levels and 30% r
 a run id, so existing data is left alone and the checks are exact), starts gunicorn, measures a no-op endpoint of
 the same server (``GET /healthz``) as the floor, then sends N realistic ThriveCart deliveries (form-encoded,
 70% new buyers, 30% returning; a fifth with a bump, a tenth with an upsell; 2% exact redeliveries) at
-concurrency C. Prints orders/s, p50/p95/p99, the ratio to the floor, and checks the database.
+concurrency C. Prints orders/s, p50/p95/p99, the ratio to the floor, the CPU each delivery cost the web server,
+PostgreSQL (when local) and the load generator, and checks the database.
 """
 
 from __future__ import annotations
@@ -132,6 +133,38 @@ class Client:
         return time.perf_counter() - started, results
 
 
+def cpu_seconds(pids) -> dict[int, float]:
+    """User + system CPU of each live process (Linux /proc)."""
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def processes(*, parent: int | None = None, name: str | None = None) -> list[int]:
+    """Pids of the children of ``parent`` (and ``parent`` itself), or of every process called ``name``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if (parent is not None and (ppid == parent or int(entry.name) == parent)) or (name and comm == name):
+            found.append(int(entry.name))
+    return found
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -248,7 +281,17 @@ def main() -> int:
         client = Client(port, args.c)
         client.run([("GET", "/healthz", None, {})] * 500 + [("HEAD", path, None, {})] * 200)  # warm every worker
         floor_seconds, floor = client.run([("GET", "/healthz", None, {})] * args.n)
+        # Where the CPU of the delivery phase goes: the web server, PostgreSQL (when it runs on this machine:
+        # every postgres process, so run it on an otherwise quiet server), and this load generator.
+        local_db = any(host in database_url for host in ("@127.0.0.1", "@localhost", "@/", "@:"))
+        web_before = cpu_seconds(processes(parent=server.pid))
+        db_before = cpu_seconds(processes(name="postgres")) if local_db else {}
+        client_before = time.process_time()
         seconds, results = client.run(work)
+        cpu = {"web server": cpu_used(web_before, cpu_seconds(processes(parent=server.pid))),
+               "load generator": time.process_time() - client_before}
+        if local_db:
+            cpu["PostgreSQL"] = cpu_used(db_before, cpu_seconds(processes(name="postgres")))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -298,6 +341,8 @@ def main() -> int:
           f"   mean {statistics.fmean(latencies) * 1000:.1f} ms")
     print(f"  no-op floor     {floor_rate:.0f} req/s (GET /healthz, same server, same C); "
           f"fulfilment is {rate / floor_rate:.0%} of the floor")
+    print("  CPU per delivery " + "   ".join(f"{name} {used / len(results) * 1000:.1f} ms" for name, used in cpu.items())
+          + f"   (machine: {os.cpu_count()} cores = {os.cpu_count() * 1000 / rate:.1f} ms of CPU per delivery)")
     ok = bad == 0
     print("  database checks")
     for name, value in counts.items():
