@@ -85,9 +85,9 @@ def _held(session: Session) -> set:
     return session.info.setdefault(_HELD, set())
 
 
-@event.listens_for(Session, "after_commit")
-def _released_at_commit(session: Session) -> None:
-    if not session.in_nested_transaction():
+@event.listens_for(Session, "after_transaction_end")
+def _released_at_end(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the database transaction ended: commit, rollback or close
         session.info.pop(_HELD, None)
 
 

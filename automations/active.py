@@ -3,9 +3,9 @@ have enabled rules, which triggers enabled webhook endpoints listen to, and whic
 event tag names.
 
 Most events (an order, the tag it applies) have no rule and no endpoint: this snapshot lets ``fire`` skip
-their queries. It costs one small query per transaction and is dropped at every commit and rollback and as
-soon as this session writes a rule, an endpoint, a setting or tag names, so the owner's changes take effect
-in every process from the next transaction on.
+their queries. It costs one small query per transaction and is dropped when the transaction ends (commit,
+rollback or close), at every savepoint rollback, and as soon as this session writes a rule, an endpoint, a
+setting or tag names, so the owner's changes take effect in every process from the next transaction on.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ def forget(session: Session) -> None:
     session.info.pop(_KEY, None)
 
 
-@event.listens_for(Session, "after_commit")
-def _forget_after_commit(session: Session) -> None:
-    if not session.in_nested_transaction():
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_transaction_end(session: Session, transaction) -> None:
+    if transaction.parent is None:  # commit, rollback or close: the next transaction reads afresh
         forget(session)
 
 

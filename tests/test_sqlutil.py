@@ -41,4 +41,20 @@ def test_the_lock_is_held_until_the_transaction_ends_and_taken_again_in_the_next
     session.rollback()
     advisory_xact_lock(session, "order:7")
     assert _advisory_locks_held(session) == 1
+    session.close()
+    advisory_xact_lock(session, "order:7")
+    assert _advisory_locks_held(session) == 1
+    session.rollback()
+
+
+@pytest.mark.postgres
+def test_a_rolled_back_savepoint_gives_its_lock_back_and_the_next_call_takes_it_again(session):
+    with pytest.raises(RuntimeError):
+        with session.begin_nested():
+            advisory_xact_lock(session, "order:8")
+            assert _advisory_locks_held(session) == 1
+            raise RuntimeError("undo")
+    assert _advisory_locks_held(session) == 0
+    advisory_xact_lock(session, "order:8")
+    assert _advisory_locks_held(session) == 1
     session.rollback()
