@@ -12,7 +12,9 @@ import os
 
 from flask import Flask, jsonify, render_template, request
 from marshmallow import ValidationError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import IntegerConverter
 
 import config
 from errors import HTTP_CODES, CoursegateError, ErrorResponsesPlugin
@@ -50,6 +52,8 @@ def create_app(test_config: dict | None = None) -> Flask:
             app.config["SQLALCHEMY_DATABASE_URI"] = config.database_uri(test_config["DATABASE_URL"])
 
     app.json.sort_keys = False  # keep fields in schema order
+    # Ids in URLs are database integers: a larger number matches no route (404), not a database error.
+    app.url_map.converters["int"] = DatabaseIdConverter
     trusted = int(app.config.get("TRUSTED_PROXIES") or 0)
     if trusted:
         # Behind N reverse proxies: the client's address (per-IP rate limits, logs) and scheme come from
@@ -156,6 +160,14 @@ def register_blueprints(app: Flask) -> None:
     api.spec.options["security"] = [{"bearerAuth": []}]
 
 
+class DatabaseIdConverter(IntegerConverter):
+    """``<int:...>`` bounded to the database's integer (PostgreSQL ``integer``: 2**31 - 1)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def register_cli(app: Flask) -> None:
     from admin.cli import owners_cli
     from automations.cli import automations_cli
@@ -219,6 +231,17 @@ def register_error_handlers(app: Flask) -> None:
         response.data = app.json.dumps(body)
         response.content_type = "application/json"
         return response
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def value_out_of_range(error: Exception):
+        # A number from the request too large for the database's columns (a page or an id in the query
+        # string, say): the client's input, not our failure.
+        db.session.rollback()
+        message = "A value in the request is out of range."
+        if wants_json():
+            return jsonify(code="value_out_of_range", message=message), 422
+        return page(422, "Something is not right", message)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

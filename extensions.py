@@ -99,6 +99,28 @@ class CoursegateApi(Api):
 api = CoursegateApi()
 
 
+# --- request bodies the API cannot read ----------------------------------------------------------------------
+
+import json  # noqa: E402
+
+from flask_smorest import Blueprint as _SmorestBlueprint  # noqa: E402
+from webargs.flaskparser import FlaskParser  # noqa: E402
+
+
+class BodyParser(FlaskParser):
+    """webargs' parser, with JSON nested deeper than Python can read answered as invalid JSON (400), not 500."""
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            raise json.JSONDecodeError("The JSON nests too deeply.", doc="(too deep)", pos=0) from None
+
+
+# flask-smorest reads the parser from this class attribute (its documented hook) on every blueprint.
+_SmorestBlueprint.ARGUMENTS_PARSER = BodyParser()
+
+
 # --- CSRF for server-rendered forms ------------------------------------------------------------------
 # Not applied by default (WTF_CSRF_CHECK_DEFAULT is False): the JSON API and cart webhooks are not forms.
 # Every page blueprint protects itself with ``bp.before_request(csrf.protect)``.

@@ -90,14 +90,34 @@ def _key(*parts: object) -> str:
     return key
 
 
+# No cart nests deeper than a few levels; PHP itself stops reading a form at 64 (max_input_nesting_level).
+MAX_DEPTH = 64
+
+
 def decode_json(body: bytes | str) -> dict:
     try:
         tree = json.loads(body)
     except ValueError:
         raise UnparseableBody("The body is not valid JSON.") from None
+    except RecursionError:
+        raise UnparseableBody(f"The JSON body nests deeper than {MAX_DEPTH} levels.") from None
     if not isinstance(tree, dict):
         raise UnparseableBody("The JSON body must be an object.")
+    if _depth(tree) > MAX_DEPTH:
+        raise UnparseableBody(f"The JSON body nests deeper than {MAX_DEPTH} levels.")
     return tree
+
+
+def _depth(tree) -> int:
+    deepest, pending = 0, [(tree, 1)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 # --- ThriveCart -------------------------------------------------------------------------------------
@@ -131,6 +151,8 @@ def _php_form_tree(text: str) -> dict:
     for raw_key, value in pairs:
         head, _, rest = raw_key.partition("[")
         path = [head] + (_BRACKETS.findall("[" + rest) if rest else [])
+        if len(path) > MAX_DEPTH:
+            raise UnparseableBody(f"The form nests deeper than {MAX_DEPTH} levels.")
         node = tree
         for i, part in enumerate(path):
             last = i == len(path) - 1
@@ -380,42 +402,57 @@ def strip_thrivecart_secret(body: bytes, content_type: str) -> str:
 
 # --- Stripe -----------------------------------------------------------------------------------------
 
+def _stripe_id(value) -> str | None:
+    """A Stripe reference: the id string, or the id of an expanded object; anything else is no reference."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _stripe_text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def stripe_event(tree: dict) -> OrderEvent:
-    event_type = str(tree.get("type") or "")
+    event_type = _stripe_text(tree.get("type")) or ""
     obj = _get(tree, "data", "object")
     if not event_type or not isinstance(obj, dict):
         raise UnparseableBody("This is not a Stripe event (no type or data.object).")
-    ev = OrderEvent(Action.IGNORED, event_type, dedupe_key=_key("stripe", tree.get("id") or obj.get("id")),
+    ev = OrderEvent(Action.IGNORED, event_type, dedupe_key=_key("stripe", _stripe_id(tree.get("id")) or
+                                                               _stripe_id(obj.get("id"))),
                     test_mode=tree.get("livemode") is False)
     if event_type in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
-        details = obj.get("customer_details") or {}
-        ev.email = details.get("email") or obj.get("customer_email")
-        ev.name = (details.get("name") or "").strip()
-        ev.customer_ref = obj.get("customer") if isinstance(obj.get("customer"), str) else None
-        ev.order_ref = obj.get("payment_intent") or obj.get("id")
-        ev.subscription_ref = obj.get("subscription")
-        ev.invoice_ref = obj.get("invoice")
+        details = obj.get("customer_details") if isinstance(obj.get("customer_details"), dict) else {}
+        ev.email = _stripe_text(details.get("email")) or _stripe_text(obj.get("customer_email"))
+        ev.name = (_stripe_text(details.get("name")) or "").strip()
+        ev.customer_ref = _stripe_id(obj.get("customer"))
+        ev.order_ref = _stripe_id(obj.get("payment_intent")) or _stripe_id(obj.get("id"))
+        ev.subscription_ref = _stripe_id(obj.get("subscription"))
+        ev.invoice_ref = _stripe_id(obj.get("invoice"))
         if obj.get("payment_status") not in ("paid", "no_payment_required"):
             ev.note = f"Checkout session not paid yet (payment_status {obj.get('payment_status')!r})."
             return ev
         ev.action = Action.ORDER_COMPLETED
-        ev.checkout_session_id = obj.get("id")
+        ev.checkout_session_id = _stripe_id(obj.get("id"))
         if not ev.email:
             ev.problem = "The checkout session has no customer email."
+        elif not ev.checkout_session_id:
+            ev.problem = "The checkout session has no id."
     elif event_type == "charge.refunded":
-        ev.order_ref = obj.get("payment_intent") or obj.get("id")
-        ev.email = _get(obj, "billing_details", "email")
+        ev.order_ref = _stripe_id(obj.get("payment_intent")) or _stripe_id(obj.get("id"))
+        ev.email = _stripe_text(_get(obj, "billing_details", "email"))
         if obj.get("refunded") is not True:
             ev.note = "Partial refund: access is kept."
             return ev
         ev.action = Action.LINE_REFUNDED  # no lines: the whole order
     elif event_type == "customer.subscription.deleted":
         ev.action = Action.SUBSCRIPTION_CANCELLED  # Stripe sends this when the subscription has ended
-        ev.subscription_ref = obj.get("id")
+        ev.subscription_ref = _stripe_id(obj.get("id"))
     elif event_type in ("invoice.payment_failed", "invoice.paid"):
-        ev.subscription_ref = obj.get("subscription") or _get(obj, "parent", "subscription_details", "subscription")
-        ev.invoice_ref = obj.get("id")
-        ev.email = obj.get("customer_email")
+        ev.subscription_ref = (_stripe_id(obj.get("subscription"))
+                               or _stripe_id(_get(obj, "parent", "subscription_details", "subscription")))
+        ev.invoice_ref = _stripe_id(obj.get("id"))
+        ev.email = _stripe_text(obj.get("customer_email"))
         if not ev.subscription_ref:
             ev.note = "Invoice without a subscription."
         elif event_type == "invoice.paid" and obj.get("billing_reason") == "subscription_create":

@@ -99,5 +99,9 @@ def update_level(session: Session, level: Level, changes: dict) -> Level:
 def delete_level(session: Session, level: Level) -> None:
     if session.scalar(select(exists().where(Grant.level_id == level.id))):
         raise LevelInUse()
-    session.delete(level)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.delete(level)
+            session.flush()
+    except IntegrityError:  # another domain still points at it (a subscription plan, say)
+        raise LevelInUse() from None

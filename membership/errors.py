@@ -43,7 +43,7 @@ class InvalidEmail(Unprocessable):
 
 class LevelInUse(Conflict):
     code = "level_in_use"
-    message = "That level still has grants or rules; revoke or remove them first."
+    message = "That level is still used by grants or subscription plans; revoke or remove them first."
 
 
 class GrantAlreadyRevoked(Conflict):

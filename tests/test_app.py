@@ -87,3 +87,24 @@ def test_behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for(ma
 
     assert remote(make_app()) == "10.0.0.2"  # no proxy configured: the header is not believed
     assert remote(make_app(TRUSTED_PROXIES=1)) == "198.51.100.7"
+
+
+def test_an_id_too_large_for_the_database_is_not_found(api, client):
+    for too_large in (2**31, 10**30):
+        response = api.get(f"/api/v1/members/{too_large}")
+        assert response.status_code == 404 and response.json["code"] == "not_found"
+        assert client.post(f"/webhooks/thrivecart/{too_large}", data={"event": "order.success"}).status_code == 404
+
+
+def test_a_number_too_large_for_the_database_is_a_clear_error_not_a_500(api):
+    for path in ("/api/v1/events?integration_id=100000000000000000000", "/api/v1/members?page=100000000000000000000"):
+        response = api.get(path)
+        assert response.status_code == 422, path
+        assert response.json["code"] == "value_out_of_range"
+    assert api.get("/api/v1/members").status_code == 200  # the session is usable again
+
+
+def test_json_nested_deeper_than_python_reads_is_invalid_json(api):
+    body = b'{"title": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = api.post("/api/v1/courses", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json["code"] == "invalid_json"

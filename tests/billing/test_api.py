@@ -114,6 +114,13 @@ def test_pause_resume_delete_and_unknown_plan(api, level):
     assert api.post("/api/v1/plans/999/pause").status_code == 404
 
 
+def test_a_level_sold_by_a_plan_cannot_be_deleted(api, level):
+    api.post("/api/v1/plans", json=plan_body(level))
+    refused = api.delete(f"/api/v1/levels/{level.id}")
+    assert refused.status_code == 409 and refused.json["code"] == "level_in_use"
+    assert api.get(f"/api/v1/levels/{level.id}").status_code == 200
+
+
 def test_billing_api_needs_the_owner_key(client):
     for path in ("/api/v1/plans", "/api/v1/mandates", "/api/v1/invoices"):
         response = client.get(path)

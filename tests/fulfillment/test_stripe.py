@@ -144,6 +144,31 @@ def test_unparseable_body_after_a_valid_signature_is_400(client, stripe_shop):
     assert response.status_code == 400 and response.json["code"] == "unparseable_body"
 
 
+def test_expanded_objects_are_read_by_their_id(client, stripe_shop, mocked_responses):
+    mocked_responses.get(LINE_ITEMS_URL.format("cs_test_1"), json=line_items(("prod_GOLD", "price_G1")))
+    payload = session_completed(payment_intent={"id": "pi_expanded", "object": "payment_intent"},
+                                customer={"id": "cus_1", "object": "customer"})
+    assert post(client, stripe_shop.id, payload).json["status"] == "processed"
+    assert [(g.order_ref, g.level.slug) for g in grants()] == [("pi_expanded", "gold")]
+
+
+@pytest.mark.parametrize("obj", [
+    {"id": "cs_1", "payment_status": "paid", "customer_details": {"email": 5}},
+    {"id": "cs_1", "payment_status": "paid", "customer_details": "buyer@example.com"},
+    {"id": {"nested": True}, "payment_status": "paid", "customer_email": "buyer@example.com"},
+])
+def test_a_signed_session_with_fields_of_the_wrong_type_needs_attention(client, stripe_shop, obj):
+    response = post(client, stripe_shop.id, stripe_event("checkout.session.completed", obj))
+    assert response.status_code == 200 and response.json["status"] == "needs_attention"
+    assert members() == []
+
+
+def test_a_signed_invoice_with_a_subscription_of_the_wrong_type_changes_nothing(client, stripe_shop):
+    payload = stripe_event("invoice.payment_failed", {"id": "in_1", "subscription": {"id": 1}})
+    response = post(client, stripe_shop.id, payload)
+    assert response.status_code == 200 and response.json["status"] == "ignored"
+
+
 def paid_order(client, integration, mocked_responses, *, subscription: str | None = None):
     mocked_responses.get(LINE_ITEMS_URL.format("cs_test_1"), json=line_items(("prod_GOLD", "price_G1")))
     extra = {"subscription": subscription, "mode": "subscription"} if subscription else {}

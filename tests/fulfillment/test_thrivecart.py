@@ -86,6 +86,12 @@ def test_previous_secret_works_during_a_rotation_until_it_expires(client, sessio
     (b'{"event": "order.success", ', "application/json"),
     (b"[1, 2]", "application/json"),
     (b"\xff\xfe\x00garbage", "application/x-www-form-urlencoded"),
+    # Nested deeper than anything a cart sends (or Python's parser can read): refused, not a 500.
+    (b'{"event": "order.success", "thrivecart_secret": "TESTSECRET", "a": ' + b"[" * 100_000 + b"]" * 100_000
+     + b"}", "application/json"),
+    (b'{"event": "order.success", "a": ' + b"[" * 70 + b"]" * 70 + b"}", "application/json"),
+    (b"event=order.success&thrivecart_secret=TESTSECRET&a" + b"[x]" * 5000 + b"=1",
+     "application/x-www-form-urlencoded"),
 ])
 def test_unparseable_bodies_are_400_with_a_stable_code(client, shop, body, content_type):
     response = client.post(f"/webhooks/thrivecart/{shop.id}", data=body, content_type=content_type)
