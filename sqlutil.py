@@ -78,23 +78,43 @@ def advisory_xact_lock(session: Session, key: str) -> None:
 
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
-_HELD = "coursegate_advisory_locks"
+
+
+# --- what one transaction knows ---------------------------------------------------------------------------
+# ``session.info`` keys holding what is true for one transaction only (the locks it holds, the settings it read):
+# dropped when the transaction ends (commit, rollback or close) and at any savepoint rollback, which releases
+# the locks taken inside it and may undo what was read or written there.
+
+_TRANSACTION_SCOPED: set[str] = set()
+
+
+def transaction_scoped(key: str) -> str:
+    """Declare a ``session.info`` key that lives for one transaction; returns the key."""
+    _TRANSACTION_SCOPED.add(key)
+    return key
+
+
+def _forget(session: Session) -> None:
+    for key in _TRANSACTION_SCOPED:
+        session.info.pop(key, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_transaction_end(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the database transaction ended: commit, rollback or close
+        _forget(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_at_rollback(session: Session, _previous_transaction) -> None:
+    _forget(session)
+
+
+_HELD = transaction_scoped("coursegate_advisory_locks")
 
 
 def _held(session: Session) -> set:
     return session.info.setdefault(_HELD, set())
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _released_at_end(session: Session, transaction) -> None:
-    if transaction.parent is None:  # the database transaction ended: commit, rollback or close
-        session.info.pop(_HELD, None)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _released_at_rollback(session: Session, _previous_transaction) -> None:
-    # A rolled-back savepoint releases the locks taken inside it; forgetting them all only costs a round trip.
-    session.info.pop(_HELD, None)
 
 
 def attach(session: Session, model, values: dict):

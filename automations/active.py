@@ -17,9 +17,10 @@ from sqlalchemy import String, cast, event, literal, select, union_all
 from sqlalchemy.orm import Session, object_session
 
 from automations.models import AutomationRule, AutomationSetting, EventTagNames, WebhookEndpoint
+from sqlutil import transaction_scoped
 
 DEFAULTS_MARKER = "defaults_installed"
-_KEY = "coursegate_automations_active"
+_KEY = transaction_scoped("coursegate_automations_active")
 
 _QUERY = union_all(
     select(literal("defaults"), AutomationSetting.key).where(AutomationSetting.key == DEFAULTS_MARKER),
@@ -59,17 +60,6 @@ def get(session: Session) -> Active:
 
 def forget(session: Session) -> None:
     session.info.pop(_KEY, None)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_at_transaction_end(session: Session, transaction) -> None:
-    if transaction.parent is None:  # commit, rollback or close: the next transaction reads afresh
-        forget(session)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_after_rollback(session: Session, _previous_transaction) -> None:
-    forget(session)  # a rolled-back savepoint may have undone a change to a rule
 
 
 def _forget_for(_mapper, _connection, target) -> None:

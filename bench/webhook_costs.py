@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from webhooks import delivery
+from webhooks import cpu_seconds, delivery
 
 
 def main() -> int:
@@ -100,14 +100,7 @@ def main() -> int:
         """CPU seconds of every PostgreSQL backend this process holds (the pool keeps one connection here)."""
         if not postgres:
             return 0.0
-        total = 0.0
-        for pid in backend_pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return total
+        return sum(cpu_seconds(backend_pids).values())
 
     backend_pids: set[int] = set()
     client = app.test_client()
