@@ -20,7 +20,6 @@ from fulfillment.models import FulfillmentRule, Integration, ItemType
 from membership import services as membership_services
 from membership.models import Grant, GrantStatus, Member
 
-
 # --- members ---------------------------------------------------------------------------------------
 
 def search_members(q: str | None):
@@ -69,12 +68,8 @@ def resend_welcome_email(session: Session, member: Member) -> OutboundEmail:
     """Queue the welcome email again, with a fresh login link. ``queue_welcome_email`` sends it once per
     member ever (its dedupe key); an owner asking for it again is a deliberate exception, so no key."""
     levels = membership_services.levels_with_access(session, member.id)
-    email = email_services.enqueue(
-        session, "welcome", member.email,
-        {"member_name": member.name or "there", "login_url": membership_services.login_url(member),
-         "levels": [level.name for level in levels]},
-        member_id=member.id,
-    )
+    email = email_services.enqueue(session, "welcome", member.email,
+                                   membership_services.welcome_context(member, levels), member_id=member.id)
     assert email is not None  # no dedupe key: always queued
     return email
 

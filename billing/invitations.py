@@ -28,7 +28,9 @@ from billing.errors import (InvitationClosed, InvitationNotFound, NoEmail, NoPho
 from billing.gateways.base import CardDetails
 from billing.models import CardInvitation, InvitationState, PaymentMethod
 from emails import rendering, transport
-from emails.models import EmailStatus, EmailTemplateOverride, OutboundEmail
+from emails import services as email_services
+from emails.errors import CannotResend
+from emails.models import EmailStatus, OutboundEmail
 from keap.models import CardChangedBy
 from keap.subscriptions import uses_keap
 from membership import tokens
@@ -128,9 +130,7 @@ def send(session: Session, invitation: CardInvitation) -> None:
     method = invitation.payment_method
     context = {"member_name": member.name or member.email, "update_url": url, "expires_in_hours": hours,
                "card": f"{method.brand.title()} ending {method.last4}" if method else ""}
-    override = session.scalar(select(EmailTemplateOverride)
-                              .where(EmailTemplateOverride.template == "invitation"))
-    subject, text, html = rendering.render("invitation", context, override)
+    subject, text, html = rendering.render("invitation", context, email_services.get_override(session, "invitation"))
     # The outbox row is the record, without the link (a bearer credential).
     record = OutboundEmail(recipient=member.email, template="invitation", subject=subject,
                            text_body=text.replace(url, REDACTED), html_body=html.replace(url, REDACTED),
@@ -150,6 +150,14 @@ def send(session: Session, invitation: CardInvitation) -> None:
     if "sms" in (invitation.channels or []):
         _send_sms(invitation, member, sms_body(current_app.config["SITE_NAME"], url, hours))
     session.flush()
+
+
+@email_services.fresh_context_on_resend("invitation")
+def _no_copy_of_an_invitation(session: Session, email: OutboundEmail) -> tuple[str, dict]:
+    # Its link was made for that one message and never stored; a new invitation makes a new one.
+    raise CannotResend("An invitation's link is never stored, so its email cannot be sent again. Send a new "
+                       f"invitation instead: POST /api/v1/members/{email.member_id}/invitations, or the "
+                       "member's page in the admin.", code="invitation_not_resendable")
 
 
 def _send_sms(invitation: CardInvitation, member: Member, body: str) -> None:

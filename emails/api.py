@@ -43,8 +43,13 @@ def get_email(email_id):
 
 @blp.route("/emails/<int:email_id>/resend", methods=["POST"])
 @blp.response(202, EmailOut)
+@blp.alt_response(409, description="invitation_not_resendable: an invitation's link is never stored; send a new "
+                  "invitation. email_cannot_be_resent: the member a login email was for no longer exists.")
 def resend_email(email_id):
-    """Send again: a pending email is tried now; a sent or failed one is copied to a new pending email."""
+    """Send again: a pending email is tried now; a sent or failed one is copied to a new pending email.
+
+    A welcome or login-link email is rendered anew with a new login link (the stored one may have expired or
+    been used), to the member's current address."""
     email = services.resend(db.session, services.get_email(db.session, email_id))
     db.session.commit()
     return email

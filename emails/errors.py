@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from errors import NotFound, Unprocessable
+from errors import Conflict, NotFound, Unprocessable
 
 
 class EmailNotFound(NotFound):
@@ -18,3 +18,10 @@ class BadPlaceholders(Unprocessable):
 
     code = "invalid_placeholder"
     message = "The text uses placeholders this email does not have, or leaves out one it needs."
+
+
+class CannotResend(Conflict):
+    """The email carried a link that is a credential and cannot be made again for this email."""
+
+    code = "email_cannot_be_resent"
+    message = "This email cannot be sent again."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import current_app
@@ -29,8 +30,7 @@ def enqueue(session: Session, template: str, to: str, context: dict, *, dedupe_k
 
     One ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING``, no savepoint: when a concurrent
     transaction queues the same key, this one waits for it and does nothing, so the first one wins."""
-    override = session.scalar(select(EmailTemplateOverride).where(EmailTemplateOverride.template == template))
-    subject, text, html = rendering.render(template, context, override)
+    subject, text, html = rendering.render(template, context, get_override(session, template))
     moment = timeutil.now()
     values = dict(recipient=to, template=template, subject=subject, text_body=text, html_body=html,
                   status=EmailStatus.PENDING, attempts=0, last_error=None, dedupe_key=dedupe_key,
@@ -95,9 +95,29 @@ def get_email(session: Session, email_id: int) -> OutboundEmail:
     return email
 
 
+# Emails whose link is a credential made for that one sending (a login link, an invitation): a copy of the
+# stored text would carry a link that has expired, been used, or was never stored. The domain that sends such
+# an email registers how to make it afresh for a resend, ``fn(session, email) -> (recipient, context)``, or
+# raises ``emails.errors.CannotResend``.
+FreshContext = Callable[[Session, OutboundEmail], tuple[str, dict]]
+_FRESH_CONTEXT: dict[str, FreshContext] = {}
+
+
+def fresh_context_on_resend(template: str) -> Callable[[FreshContext], FreshContext]:
+    """Register how ``template`` is made anew when it is resent."""
+    catalog.get(template)
+
+    def register(fn: FreshContext) -> FreshContext:
+        _FRESH_CONTEXT[template] = fn
+        return fn
+
+    return register
+
+
 def resend(session: Session, email: OutboundEmail) -> OutboundEmail:
     """Send an email again. A pending one is tried now; a sent or failed one is copied into a new pending row
-    (the original stays as the record of what happened). Returns the row that will be delivered."""
+    (the original stays as the record of what happened), rendered anew with a fresh link when its link was a
+    one-time credential. Returns the row that will be delivered. Raises :class:`CannotResend` (409)."""
     from emails import tasks
 
     if email.status == EmailStatus.PENDING:
@@ -105,8 +125,13 @@ def resend(session: Session, email: OutboundEmail) -> OutboundEmail:
         session.flush()
         jobs.after_commit(session, tasks.deliver, email.id)
         return email
-    copy = OutboundEmail(recipient=email.recipient, template=email.template, subject=email.subject,
-                         text_body=email.text_body, html_body=email.html_body, member_id=email.member_id,
+    subject, text, html, recipient = email.subject, email.text_body, email.html_body, email.recipient
+    fresh_context = _FRESH_CONTEXT.get(email.template)
+    if fresh_context is not None:
+        recipient, context = fresh_context(session, email)
+        subject, text, html = rendering.render(email.template, context, get_override(session, email.template))
+    copy = OutboundEmail(recipient=recipient, template=email.template, subject=subject,
+                         text_body=text, html_body=html, member_id=email.member_id,
                          resent_from_id=email.id, next_attempt_at=timeutil.now())
     session.add(copy)
     session.flush()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -16,6 +16,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 import timeutil
 from emails import services as email_services
+from emails.errors import CannotResend
+from emails.models import OutboundEmail
 from membership import login_links
 from membership.errors import DuplicateEmail, GrantAlreadyRevoked, InvalidEmail
 from membership.models import Course, Grant, GrantSourceKind, GrantStatus, Level, Member
@@ -179,20 +181,20 @@ def login_url(member: Member, *, purpose: str = "welcome") -> str:
     return f"{current_app.config['SITE_URL']}/login/{token}"
 
 
+def welcome_context(member: Member, levels: list[Level]) -> dict:
+    """The welcome email's context, with a new login link."""
+    return {"member_name": member.name or "there", "login_url": login_url(member),
+            "levels": [level.name for level in levels]}
+
+
 def queue_welcome_email(session: Session, member: Member, levels: list[Level]) -> None:
     """The welcome email with a one-click login link: once per member, ever."""
-    email_services.enqueue(
-        session,
-        "welcome",
-        member.email,
-        {
-            "member_name": member.name or "there",
-            "login_url": login_url(member),
-            "levels": [level.name for level in levels],
-        },
-        dedupe_key=f"welcome:member:{member.id}",
-        member_id=member.id,
-    )
+    email_services.enqueue(session, "welcome", member.email, welcome_context(member, levels),
+                           dedupe_key=f"welcome:member:{member.id}", member_id=member.id)
+
+
+def _login_context(member: Member) -> dict:
+    return {"member_name": member.name or "there", "login_url": login_url(member, purpose=login_links.LOGIN)}
 
 
 def queue_login_link(session: Session, email: str) -> bool:
@@ -210,7 +212,7 @@ def queue_login_link(session: Session, email: str) -> bool:
         session,
         "login_link",
         member.email,
-        {"member_name": member.name or "there", "login_url": login_url(member, purpose=login_links.LOGIN)},
+        _login_context(member),
         member_id=member.id,
     )
     return True
@@ -240,3 +242,25 @@ def member_by_password(session: Session, email: str, password: str) -> Member | 
 
 def member_count(session: Session) -> int:
     return session.scalar(select(func.count(Member.id))) or 0
+
+
+# --- resending a login email makes a new link: the stored one may have expired or been used ----------------
+
+def _member_of(session: Session, email: OutboundEmail) -> Member:
+    member = session.get(Member, email.member_id) if email.member_id else None
+    if member is None:
+        raise CannotResend("The member this email was for no longer exists, so no login link can be made.")
+    return member
+
+
+@email_services.fresh_context_on_resend("welcome")
+def _welcome_again(session: Session, email: OutboundEmail) -> tuple[str, dict]:
+    member = _member_of(session, email)
+    # To the address on the account now: the link logs into that account.
+    return member.email, welcome_context(member, levels_with_access(session, member.id))
+
+
+@email_services.fresh_context_on_resend("login_link")
+def _login_link_again(session: Session, email: OutboundEmail) -> tuple[str, dict]:
+    member = _member_of(session, email)
+    return member.email, _login_context(member)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from admin.pages import bp, paginate
 from emails import catalog
 from emails import services as email_services
+from emails.errors import CannotResend
 from emails.models import EmailStatus, OutboundEmail
 from extensions import db
 
@@ -40,7 +41,12 @@ def email_resend(email_id: int):
     if row is None:
         abort(404)
     # A pending email is tried now; a sent or failed one is copied, so the original stays as the record.
-    queued = email_services.resend(db.session, row)
+    try:
+        queued = email_services.resend(db.session, row)
+    except CannotResend as error:
+        db.session.rollback()
+        flash(error.message, "bad")
+        return redirect(url_for("admin.email", email_id=email_id))
     db.session.commit()
     flash(f"Email #{queued.id} to {queued.recipient} is queued.")
     return redirect(url_for("admin.email", email_id=queued.id))

@@ -165,11 +165,14 @@ def test_outbox_lists_status_and_error_and_resends_a_failed_email(admin, app):
         row = OutboundEmail(recipient="jane@example.com", template="welcome", subject="Hello", text_body="Hi",
                             html_body="<p>Hi</p>", status=EmailStatus.FAILED, attempts=7,
                             last_error="SMTPRecipientsRefused: mailbox full", member_id=member.id)
-        sent = OutboundEmail(recipient="bob@example.com", template="welcome", subject="Sent one", text_body="Hi",
-                             html_body="<p>Hi</p>", status=EmailStatus.SENT, sent_at=timeutil.now())
-        db.session.add_all([row, sent])
+        sent = OutboundEmail(recipient="bob@example.com", template="card_updated", subject="Sent one",
+                             text_body="Hi", html_body="<p>Hi</p>", status=EmailStatus.SENT, sent_at=timeutil.now())
+        invitation = OutboundEmail(recipient="jane@example.com", template="invitation", subject="Your card",
+                                   text_body="[link removed]", html_body="<p>[link removed]</p>",
+                                   status=EmailStatus.SENT, sent_at=timeutil.now(), member_id=member.id)
+        db.session.add_all([row, sent, invitation])
         db.session.commit()
-        email_id, sent_id = row.id, sent.id
+        email_id, sent_id, invitation_id = row.id, sent.id, invitation.id
     failed_only = admin.get("/admin/emails?status=failed").text
     assert "SMTPRecipientsRefused: mailbox full" in failed_only and "Sent one" not in failed_only
     assert "Sent one" in admin.get("/admin/emails?q=BOB@example.com").text
@@ -187,6 +190,12 @@ def test_outbox_lists_status_and_error_and_resends_a_failed_email(admin, app):
     assert response.location == f"/admin/emails/{copy.id}"
     again = admin.post(f"/admin/emails/{sent_id}/resend")
     assert "is queued" in admin.get(again.location).text
+    # An invitation's link was never stored: the page says so and points at a new invitation instead.
+    refused = admin.post(f"/admin/emails/{invitation_id}/resend")
+    assert refused.location == f"/admin/emails/{invitation_id}"
+    assert "Send a new invitation instead" in admin.get(refused.location).text
+    with app.app_context():
+        assert db.session.scalar(select(OutboundEmail).where(OutboundEmail.resent_from_id == invitation_id)) is None
     assert admin.get("/admin/emails/999").status_code == 404
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from responses import matchers
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 import timeutil
 from billing.models import CardInvitation, Mandate, PaymentMethod
@@ -284,3 +284,18 @@ def test_no_link_token_or_card_number_in_the_database_or_the_logs(client, api, c
     assert record.status == "sent" and "link removed" in record.text_body  # the outbox keeps a record, not the link
     logged = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
     assert not [s for s in secrets if s in logged]
+
+
+def test_an_invitation_email_cannot_be_resent_a_new_invitation_is_the_way(client, api, clock):
+    subscribe(client, "ada@example.com")
+    member_id = member_by_email("ada@example.com").id
+    _invite(api, member_id)
+    record = db.session.scalar(select(OutboundEmail).where(OutboundEmail.template == "invitation"))
+    sent = len(mails())
+    response = api.post(f"/api/v1/emails/{record.id}/resend")
+    response.close()
+    assert response.status_code == 409 and response.json["code"] == "invitation_not_resendable"
+    assert f"/api/v1/members/{member_id}/invitations" in response.json["message"]
+    # No copy, which would carry no link.
+    assert db.session.scalar(select(func.count()).where(OutboundEmail.template == "invitation")) == 1
+    assert len(mails()) == sent

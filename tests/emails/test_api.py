@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+
+import timeutil
 
 from emails import services as email_services
 from emails.models import EmailStatus, OutboundEmail
 from extensions import db
 from membership import services
 from tests import factories
-from tests.helpers import committed
+from tests.helpers import committed, login_link_in, path_of
 
 
 def queue(app, template="welcome", to="ada@example.com", **context):
@@ -120,6 +123,65 @@ def test_resend_a_pending_email_tries_it_now(app, api, monkeypatch):
     email = api.get(f"/api/v1/emails/{email_id}").json
     assert email["status"] == "sent" and email["attempts"] == 2
     assert api.post("/api/v1/emails/999/resend").status_code == 404
+
+
+def _stored_link(app, email_id):
+    with app.app_context():
+        return login_link_in(db.session.get(OutboundEmail, email_id).text_body)
+
+
+@pytest.mark.parametrize("template,valid_for", [("welcome", timedelta(days=7)), ("login_link", timedelta(hours=1))])
+def test_resending_a_login_email_after_its_link_expired_sends_a_new_link_that_signs_in(app, api, client, template,
+                                                                                      valid_for):
+    start = timeutil.now()
+    with timeutil.frozen(start) as clock:
+        email_id = queue(app, template)
+        old = _stored_link(app, email_id)
+        clock[0] = start + valid_for + timedelta(minutes=5)
+        assert client.get(path_of(old)).status_code == 410  # what the member would meet in the copied email
+        response = api.post(f"/api/v1/emails/{email_id}/resend")
+        assert response.status_code == 202
+        response.close()
+        copy = api.get(f"/api/v1/emails/{response.json['id']}").json
+        assert copy["status"] == "sent" and copy["resent_from_id"] == email_id and copy["template"] == template
+        new = _stored_link(app, copy["id"])
+        assert new != old
+        signed_in = client.get(path_of(new))
+    assert signed_in.status_code == 302 and signed_in.location == "/account"
+
+
+def test_a_resent_welcome_email_goes_to_the_members_current_address_with_their_current_levels(app, api):
+    email_id = queue(app, "welcome", levels=["Old level"])
+    with committed(app) as session:
+        member = services.member_by_email(session, "ada@example.com")
+        member.email = "ada.new@example.com"
+        services.grant_level(session, member, factories.make_level(name="Platinum"))
+    response = api.post(f"/api/v1/emails/{email_id}/resend")
+    response.close()
+    with app.app_context():
+        copy = db.session.get(OutboundEmail, response.json["id"])
+        assert copy.recipient == "ada.new@example.com"
+        assert "Platinum" in copy.text_body and "Old level" not in copy.text_body
+
+
+def test_a_login_email_of_a_deleted_member_cannot_be_resent(app, api):
+    email_id = queue(app, "welcome")
+    with committed(app) as session:
+        session.delete(services.member_by_email(session, "ada@example.com"))
+    response = api.post(f"/api/v1/emails/{email_id}/resend")
+    assert response.status_code == 409 and response.json["code"] == "email_cannot_be_resent"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(OutboundEmail)) == 1  # nothing queued
+
+
+def test_other_emails_are_resent_as_they_were(app, api):
+    email_id = queue(app, "payment_failed")
+    response = api.post(f"/api/v1/emails/{email_id}/resend")
+    response.close()
+    with app.app_context():
+        original, copy = (db.session.get(OutboundEmail, i) for i in (email_id, response.json["id"]))
+        assert (copy.subject, copy.text_body, copy.html_body) == (original.subject, original.text_body,
+                                                                  original.html_body)
 
 
 # --- the owner's email text ------------------------------------------------------------------------
