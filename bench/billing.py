@@ -39,7 +39,7 @@ def make_app(deliver: bool = True):
 
     overrides = {"COURSEGATE_MAIL_DIR": os.environ.get("BENCH_MAIL_DIR") or tempfile.mkdtemp(prefix="cg-mail-")}
     if not deliver:
-        overrides["CELERY_BROKER_URL"] = "memory://"  # deliveries go to a queue nobody reads
+        overrides["CELERY_BROKER_URL"] = "memory://localhost/"  # deliveries go to a queue nobody reads
     return create_app(overrides)
 
 

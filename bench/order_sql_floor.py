@@ -38,7 +38,7 @@ TEXT, HTML = "t" * 900, "h" * 2500  # the welcome email's parts
 def setup(run: str) -> tuple[int, int, str]:
     """Migrate, then add an integration, a level and a tag of this run's own. Returns their keys."""
     os.environ.setdefault("COURSEGATE_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+    os.environ.setdefault("CELERY_BROKER_URL", "memory://localhost/")
     os.environ.setdefault("SECRET_KEY", "bench-floor")
     from flask_migrate import upgrade
 

@@ -44,7 +44,7 @@ def main() -> int:
         print("Set DATABASE_URL to the database to measure against.", file=sys.stderr)
         return 2
     os.environ.setdefault("COURSEGATE_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+    os.environ.setdefault("CELERY_BROKER_URL", "memory://localhost/")
     os.environ.setdefault("SECRET_KEY", "bench-costs")
 
     from flask_migrate import upgrade

@@ -195,7 +195,7 @@ def main() -> int:
            "SITE_URL": "http://127.0.0.1"}
     if not args.inline_email:
         # Deliveries are handed to a broker nobody reads: the outbox rows are the record, as with real workers.
-        env["CELERY_BROKER_URL"] = "memory://"
+        env["CELERY_BROKER_URL"] = "memory://localhost/"
     os.environ.update(env)
 
     subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True,
