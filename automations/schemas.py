@@ -9,7 +9,7 @@ from marshmallow import validate
 
 from automations.models import TRIGGERS
 from membership.schemas import MemberOut
-from membership.tags import TAG_NAME_MAX, is_valid_tag_name
+from membership.tags import TAG_NAME_MAX, TAG_NAME_PATTERN, is_valid_tag_name
 from schemas_common import ExternalId, QueryArgs, StrictSchema
 
 TAG_RULE = ("Use 1 to 100 lower-case letters, digits and - _ . : (starting and ending with a letter or digit).")
@@ -17,6 +17,12 @@ TAG_RULE = ("Use 1 to 100 lower-case letters, digits and - _ . : (starting and e
 
 class TagName(ma.fields.String):
     """A tag name, normalised (trimmed, lower-cased) and checked."""
+
+    def __init__(self, **kwargs):
+        # The spec states the rule the API checks (names are taken in any case and stored lower-case).
+        metadata = {"pattern": TAG_NAME_PATTERN, "maxLength": TAG_NAME_MAX, "description": TAG_RULE,
+                    **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         result = super()._deserialize(value, attr, data, **kwargs).strip().lower()
@@ -235,21 +241,26 @@ class AutomationRunOut(ma.Schema):
 
 # --- outgoing webhooks -----------------------------------------------------------------------------
 
+# What automations.webhooks.validate_url checks, stated in the spec.
+ENDPOINT_URL_SPEC = {"format": "uri", "pattern": "^https?://[^/?#]+",
+                     "description": "An absolute http(s) URL."}
+
+
 class WebhookEndpointIn(StrictSchema):
-    url = ma.fields.String(required=True, validate=validate.Length(min=1, max=500))
+    url = ma.fields.String(required=True, validate=validate.Length(min=1, max=500), metadata=ENDPOINT_URL_SPEC)
     description = ma.fields.String(load_default="", validate=validate.Length(max=200))
     secret = ma.fields.String(validate=validate.Length(min=16, max=255),
                               metadata={"description": "Signing secret; generated when omitted. Shown once."})
-    events = ma.fields.List(ma.fields.String(), load_default=lambda: ["*"],
+    events = ma.fields.List(ma.fields.String(metadata={"enum": ["*", *TRIGGERS]}), load_default=lambda: ["*"],
                             metadata={"description": "Trigger names, or [\"*\"] for all"})
     enabled = ma.fields.Boolean(load_default=True)
 
 
 class WebhookEndpointUpdate(StrictSchema):
-    url = ma.fields.String(validate=validate.Length(min=1, max=500))
+    url = ma.fields.String(validate=validate.Length(min=1, max=500), metadata=ENDPOINT_URL_SPEC)
     description = ma.fields.String(validate=validate.Length(max=200))
     secret = ma.fields.String(validate=validate.Length(min=16, max=255))
-    events = ma.fields.List(ma.fields.String())
+    events = ma.fields.List(ma.fields.String(metadata={"enum": ["*", *TRIGGERS]}))
     enabled = ma.fields.Boolean()
 
 

@@ -76,8 +76,13 @@ class LevelRef(ma.Schema):
     name = ma.fields.String()
 
 
+# What the API checks of an email address (membership.services.normalise_email), stated in the spec.
+EMAIL_SPEC = {"format": "email", "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+              "description": "Any case; stored trimmed and lower-case."}
+
+
 class MemberIn(StrictSchema):
-    email = ma.fields.String(required=True, validate=validate.Length(min=3, max=320))
+    email = ma.fields.String(required=True, validate=validate.Length(min=3, max=320), metadata=EMAIL_SPEC)
     name = ma.fields.String(load_default="", validate=validate.Length(max=200))
     external_source = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
     phone = ma.fields.String(allow_none=True, load_default=None, validate=validate.Regexp(r"^\+[1-9][0-9]{6,14}$"),
@@ -85,7 +90,7 @@ class MemberIn(StrictSchema):
 
 
 class MemberUpdate(StrictSchema):
-    email = ma.fields.String(validate=validate.Length(min=3, max=320))
+    email = ma.fields.String(validate=validate.Length(min=3, max=320), metadata=EMAIL_SPEC)
     name = ma.fields.String(validate=validate.Length(max=200))
     external_source = ma.fields.String(allow_none=True, validate=validate.Length(max=100))
     phone = ma.fields.String(allow_none=True, validate=validate.Regexp(r"^\+[1-9][0-9]{6,14}$"))

@@ -22,7 +22,8 @@ from sqlutil import attach, insert_ignoring_conflicts
 
 TAG_NAME_MAX = 100
 # Lower-case letters, digits and - _ . : (CRM tag names such as "purchased-12" or "keap:vip").
-_TAG_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_.:-]*[a-z0-9])?$")
+TAG_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_.:-]*[a-z0-9])?$"
+_TAG_NAME = re.compile(TAG_NAME_PATTERN)
 
 
 class AppliedBy(enum.StrEnum):
