@@ -123,11 +123,32 @@ _SmorestBlueprint.ARGUMENTS_PARSER = BodyParser()
 
 # --- CSRF for server-rendered forms ------------------------------------------------------------------
 # Not applied by default (WTF_CSRF_CHECK_DEFAULT is False): the JSON API and cart webhooks are not forms.
-# Every page blueprint protects itself with ``bp.before_request(csrf.protect)``.
+# Every page blueprint protects itself with ``protect_forms(bp)``.
 
+from flask import Blueprint, current_app  # noqa: E402
 from flask_wtf import CSRFProtect  # noqa: E402
 
 csrf = CSRFProtect()
+
+
+def protect_forms(bp: Blueprint) -> None:
+    """Check the CSRF token of every form posted to ``bp`` (tests not about CSRF may switch it off)."""
+
+    @bp.before_request
+    def _csrf() -> None:
+        if current_app.config.get("WTF_CSRF_ENABLED", True):
+            csrf.protect()
+
+
+def keep_private(bp: Blueprint, cache_control: str = "private, no-store") -> None:
+    """``bp``'s pages carry personal data, CSRF tokens or a token in their URL: never cached, never sent on as
+    a Referer."""
+
+    @bp.after_request
+    def _private(response):
+        response.headers.setdefault("Cache-Control", cache_control)
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
 
 
 # --- rate limits (Flask-Limiter) -------------------------------------------------------------------------

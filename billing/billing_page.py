@@ -24,7 +24,7 @@ from billing.errors import GatewayRefused
 from billing.models import BILLABLE_MANDATE_STATUSES, Mandate
 from billing.periods import describe, format_money
 from errors import CoursegateError, Unauthorized
-from extensions import csrf, db
+from extensions import db, keep_private, protect_forms
 from keap import subscriptions as keap_subscriptions
 from keap.schemas import ExternalSourceOut, SubscriptionRowOut
 from membership.auth import current_member
@@ -123,17 +123,8 @@ bp = Blueprint("billing_cards", __name__)
 CARD_CAPTURE_KEY = "billing_card_capture"
 
 
-@bp.before_request
-def _csrf() -> None:
-    if current_app.config.get("WTF_CSRF_ENABLED", True):
-        csrf.protect()
-
-
-@bp.after_request
-def _private(response):
-    response.headers.setdefault("Cache-Control", "private, no-store")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    return response
+protect_forms(bp)
+keep_private(bp)
 
 
 def _page_url(method_id: int) -> str:

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from billing import card_updates, gateways, invitations
 from billing.errors import GatewayRefused
 from billing.models import CardInvitation, InvitationState
-from extensions import csrf, db
+from extensions import db, keep_private, protect_forms
 
 bp = Blueprint("card_invitation_pages", __name__)
 SESSION_KEY = "card_invitation_capture"
@@ -27,17 +27,8 @@ PROBLEMS = {
 }
 
 
-@bp.before_request
-def _csrf() -> None:
-    if current_app.config.get("WTF_CSRF_ENABLED", True):
-        csrf.protect()
-
-
-@bp.after_request
-def _private(response):
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+protect_forms(bp)
+keep_private(bp, cache_control="no-store")
 
 
 def _problem(problem: str):

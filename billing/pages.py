@@ -9,16 +9,13 @@ from billing import gateways, invoices, links, mandates, plans, queries
 from billing.errors import InvoiceNotOpen, MandateNotCancellable, PlanNotAvailable
 from billing.models import Invoice, InvoiceStatus, MandateStatus, PaymentStatus, PlanState
 from billing.periods import describe, format_money
-from extensions import csrf, db
+from extensions import db, protect_forms
 from membership.auth import current_member
 
 bp = Blueprint("billing_pages", __name__)
 
 
-@bp.before_request
-def _csrf() -> None:
-    if current_app.config.get("WTF_CSRF_ENABLED", True):  # tests not about CSRF may switch it off
-        csrf.protect()
+protect_forms(bp)
 
 
 CARD_SETUP_KEY = "billing_card_setup"

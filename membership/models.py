@@ -75,6 +75,10 @@ class Level(db.Model):
     )
 
 
+# What a usable email address is (membership.services.normalise_email checks it; the API spec states it).
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
 class Member(db.Model):
     __tablename__ = "members"
     __table_args__ = (

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from flask_wtf.csrf import CSRFError
 
 import jobs
-from extensions import csrf, db, limiter
+from extensions import db, keep_private, limiter, protect_forms
 from membership import account as account_facts
 from membership import auth, login_links, services, tasks
 from membership.forms import LoginRequestForm, PasswordLoginForm, SetPasswordForm, first_errors
@@ -20,10 +20,9 @@ from membership.forms import LoginRequestForm, PasswordLoginForm, SetPasswordFor
 bp = Blueprint("member_pages", __name__)
 
 
-@bp.before_request
-def _protect_forms() -> None:
-    if current_app.config.get("WTF_CSRF_ENABLED", True):
-        csrf.protect()
+protect_forms(bp)
+# Member pages carry personal data and CSRF tokens; login-link URLs must never leave as a Referer.
+keep_private(bp)
 
 
 @bp.errorhandler(CSRFError)
@@ -31,14 +30,6 @@ def _stale_form(error: CSRFError):
     message = ("This form was open too long or came from somewhere else. "
                "Please go back, reload the page and try again.")
     return render_template("errors/error.html", status=400, title="Please try again", message=message), 400
-
-
-@bp.after_request
-def _private(response):
-    """Member pages carry personal data and CSRF tokens: never cached; login-link URLs never sent as Referer."""
-    response.headers.setdefault("Cache-Control", "private, no-store")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    return response
 
 
 def _email_key() -> str:

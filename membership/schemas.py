@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from membership.models import EMAIL_PATTERN
 from schemas_common import SLUG, QueryArgs, StrictSchema
 
 
@@ -77,7 +78,7 @@ class LevelRef(ma.Schema):
 
 
 # What the API checks of an email address (membership.services.normalise_email), stated in the spec.
-EMAIL_SPEC = {"format": "email", "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+EMAIL_SPEC = {"format": "email", "pattern": EMAIL_PATTERN,
               "description": "Any case; stored trimmed and lower-case."}
 
 

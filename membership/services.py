@@ -20,11 +20,11 @@ from emails.errors import CannotResend
 from emails.models import OutboundEmail
 from membership import login_links
 from membership.errors import DuplicateEmail, GrantAlreadyRevoked, InvalidEmail
-from membership.models import Course, Grant, GrantSourceKind, GrantStatus, Level, Member
+from membership.models import EMAIL_PATTERN, Course, Grant, GrantSourceKind, GrantStatus, Level, Member
 from sqlutil import attach, insert_ignoring_conflicts
 
 # Deliberately loose: one "@", something on each side, a dot in the domain, no spaces.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 
 def normalise_email(raw: str | None) -> str:

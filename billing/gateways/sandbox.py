@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from billing.errors import GatewayRefused
 from billing.gateways.base import CardDetails, ChargeResult, Gateway, SetupStart
 from billing.models import AttemptOutcome, SandboxCard, SandboxPayment
-from extensions import csrf, db
+from extensions import db, protect_forms
 from membership import tokens
 
 logger = logging.getLogger(__name__)
@@ -177,10 +177,7 @@ class SandboxGateway(Gateway):
 bp = Blueprint("sandbox_gateway", __name__, url_prefix="/sandbox")
 
 
-@bp.before_request
-def _csrf() -> None:
-    if current_app.config.get("WTF_CSRF_ENABLED", True):  # tests not about CSRF may switch it off
-        csrf.protect()
+protect_forms(bp)
 
 
 def _session_payload(token: str) -> dict:
