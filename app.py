@@ -6,6 +6,7 @@ names, ``COURSEGATE_*`` for the rest), then ``test_config``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import logging.config
 import os
@@ -95,13 +96,17 @@ def register_extensions(app: Flask) -> None:
     import emails.models  # noqa: F401
     import fulfillment.models  # noqa: F401
     import keap.models  # noqa: F401
-    import keap.tasks  # noqa: F401  (registers the Celery task with workers)
     import membership.models  # noqa: F401
-    import schedule  # noqa: F401  (periodic_job_runs)
+    import schedule  # periodic_job_runs, and the task modules below
     import automations.models  # noqa: F401
-    import automations.tasks  # noqa: F401  (registers the Celery tasks in workers)
     import membership.tags  # noqa: F401
     import billing.models  # noqa: F401
+    # Every Celery task is registered (services queue jobs by task name), and every domain listener is
+    # connected to the signals it hears (signals.py).
+    for module in schedule.TASK_MODULES:
+        importlib.import_module(module)
+    import automations.listeners  # noqa: F401
+    import keap.listeners  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
@@ -116,14 +121,12 @@ def register_blueprints(app: Flask) -> None:
     from billing.pages import bp as billing_pages
     from emails.api import blp as emails_api
     from extensions import api
-    from fulfillment.account_links import card_update_url
+    from fulfillment import account_links as fulfillment_links
     from fulfillment.api import blp as fulfillment_api
     from fulfillment.webhooks import bp as webhooks
     from fulfillment.webhooks import document as document_webhooks
-    from keap.contacts import on_member_email_changed
     from keap.pages import bp as keap_pages
-    from membership import account, auth
-    from membership import services as member_services
+    from membership import auth
     from membership.api import blp as membership_api
     from membership.member_api import blp as member_api
     from membership.pages import bp as member_pages
@@ -136,25 +139,14 @@ def register_blueprints(app: Flask) -> None:
     app.before_request_funcs.setdefault(emails_api.name, []).append(auth.require_owner)
 
     # Cart webhooks, member pages, the owner's admin.
-    # /account/billing is a member page (membership's blueprint, its CSRF and no-store) rendered by billing.
-    if not getattr(member_pages, "billing_page_added", False):  # once per process, before its first registration
-        member_pages.add_url_rule("/account/billing", "billing", billing_page.billing)
-        member_pages.billing_page_added = True  # type: ignore[attr-defined]
     for blueprint in (webhooks, member_pages, billing_pages, sandbox_gateway, keap_pages, admin_pages,
                       billing_page.bp, card_invitation_pages):
         app.register_blueprint(blueprint)
     document_webhooks(app, api.spec)
 
-    # Hooks the composition root wires, since the domains below it must not import those above:
-    # /account's past-due notice links to where the member updates their card;
-    account.register_card_update_url("integration", card_update_url)
-    account.register_card_update_url("billing", billing_links.card_update_url)
-    # /account shows the member's own subscriptions and invoices;
-    account.register_account_section("billing", billing_links.account_section)
-    account.register_account_section("billing_page", billing_page.account_link)
-    # a member's new email reaches the Keap link (cache, remembered contact, optional push to Keap).
-    if on_member_email_changed not in member_services.email_change_listeners:
-        member_services.email_change_listeners.append(on_member_email_changed)
+    # /account, for this app: the past-due notice's card-update links and billing's sections.
+    fulfillment_links.init_app(app)
+    billing_links.init_app(app)
 
     # Every owner API operation needs the bearer key; document it once for the whole spec.
     api.spec.options["security"] = [{"bearerAuth": []}]

@@ -1,6 +1,7 @@
 """Background work: the database row is the record, a job is only the trigger.
 
-Services call :func:`after_commit` with a Celery task and its ids. Nothing runs until the session
+Services call :func:`after_commit` with a Celery task's name (or the task) and its ids: by name, so a
+service never imports its own tasks module (which imports the service). Nothing runs until the session
 commits; a rollback drops the trigger with the rows it would have acted on. Then:
 
 - with ``CELERY_BROKER_URL`` set, the task is sent to the broker;
@@ -79,8 +80,8 @@ def _run_logged(task: Task, args: tuple, kwargs: dict | None = None) -> object:
     return result
 
 
-def after_commit(session: Session, task: Task, *args: Any) -> None:
-    """Run ``task(*args)`` once ``session`` commits."""
+def after_commit(session: Session, task: Task | str, *args: Any) -> None:
+    """Run ``task(*args)`` once ``session`` commits. ``task`` is a Celery task or its registered name."""
     session.info.setdefault(_PENDING_KEY, []).append((task, args))
 
 
@@ -101,8 +102,10 @@ def _drop_on_rollback(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
 
 
-def dispatch(task: Task, *args: Any) -> None:
+def dispatch(task: Task | str, *args: Any) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if isinstance(task, str):
+        task = app.extensions["celery"].tasks[task]
     if app.config.get("CELERY_BROKER_URL"):
         try:
             task.apply_async(args=args, headers={"request_id": observability.request_id_var.get()})

@@ -6,19 +6,16 @@ Like every service here: take a session, flush, never commit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-import timeutil
 from emails import services as email_services
 from emails.models import OutboundEmail
-from errors import Conflict, Unprocessable
 from fulfillment import rules
 from fulfillment.models import FulfillmentRule, Integration, ItemType
 from membership import services as membership_services
-from membership.models import Grant, GrantStatus, Member
+from membership.models import Grant, Member
 
 # --- members ---------------------------------------------------------------------------------------
 
@@ -47,21 +44,6 @@ def member_grants(session: Session, member: Member) -> list[Grant]:
 def member_emails(session: Session, member: Member, limit: int = 50) -> list[OutboundEmail]:
     return list(session.scalars(select(OutboundEmail).where(OutboundEmail.member_id == member.id)
                                 .order_by(OutboundEmail.id.desc()).limit(limit)))
-
-
-def extend_grant(session: Session, grant: Grant, ends_at: datetime | None) -> Grant:
-    """Give a grant a new end (``None``: no end). An expired grant whose new end is ahead opens again."""
-    if grant.status == GrantStatus.REVOKED:
-        raise Conflict("A revoked grant cannot be extended; grant the level again instead.",
-                       code="grant_revoked")
-    if ends_at is not None and ends_at <= grant.starts_at:
-        raise Unprocessable("The new end must be after the grant's start.", code="invalid_ends_at",
-                            errors={"ends_at": ["Must be after the start."]})
-    grant.ends_at = ends_at
-    if grant.status == GrantStatus.EXPIRED and (ends_at is None or ends_at > timeutil.now()):
-        grant.status = GrantStatus.ACTIVE
-    session.flush()
-    return grant
 
 
 def resend_welcome_email(session: Session, member: Member) -> OutboundEmail:

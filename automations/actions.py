@@ -11,19 +11,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import timeutil
-from automations import placeholders, tags
+from automations import placeholders, tags, webhooks
 from automations.errors import ActionFailed
+from automations.events import Event
 from automations.models import AutomationRule, AutomationRun, Trigger, WebhookEndpoint
-from automations.triggers import Event, fire
 from emails import catalog
 from emails import services as email_services
-from membership import services
+from membership import grants, services
+from membership import tags as member_tags
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level
 from membership.tags import AppliedBy
 
 ACTION_TYPES = ("add_tag", "remove_tag", "grant_level", "revoke_level", "restore_access", "send_email",
                 "send_webhook")
-PAYMENT_FAILED = "payment_failed"  # the revoke reason of a grace period that ran out
 DEFAULT_GRACE_DAYS = 7
 # Context every automation email can be given; a catalog email needing anything else cannot be sent by a rule.
 EMAIL_CONTEXT = frozenset({"member_name", "login_url", "levels", "card_update_url", "grace_days",
@@ -66,15 +66,15 @@ def perform(session: Session, step: Step, action: dict) -> dict:
 
 
 def add_tag(session: Session, step: Step, action: dict) -> dict:
-    added = tags.tag_member(session, step.member, action["tag"], applied_by=AppliedBy.AUTOMATION,
-                            source=step.session_source, event_key=step.child_key(),
-                            integration_id=step.event.row.integration_id, depth=step.event.depth + 1)
+    added = member_tags.tag_member(session, step.member, action["tag"], applied_by=AppliedBy.AUTOMATION,
+                                   source=step.session_source, event_key=step.child_key(),
+                                   integration_id=step.event.row.integration_id, depth=step.event.depth + 1)
     return {"tag": action["tag"], "outcome": "added" if added else "already_tagged"}
 
 
 def remove_tag(session: Session, step: Step, action: dict) -> dict:
-    removed = tags.untag_member(session, step.member, action["tag"], event_key=step.child_key(),
-                                integration_id=step.event.row.integration_id, depth=step.event.depth + 1)
+    removed = member_tags.untag_member(session, step.member, action["tag"], event_key=step.child_key(),
+                                       integration_id=step.event.row.integration_id, depth=step.event.depth + 1)
     return {"tag": action["tag"], "outcome": "removed" if removed else "not_tagged"}
 
 
@@ -90,8 +90,8 @@ def grant_level(session: Session, step: Step, action: dict) -> dict:
     ends_at = None
     if action.get("days"):
         ends_at = timeutil.now() + timedelta(days=action["days"])
-    grant = services.grant_level(session, step.member, level, source_kind=GrantSourceKind.AUTOMATION,
-                                 ends_at=ends_at, note=f"automation rule #{step.rule.id}")
+    grant = grants.open_grant(session, step.member, level, source_kind=GrantSourceKind.AUTOMATION,
+                              ends_at=ends_at, note=f"automation rule #{step.rule.id}")
     return {"level_id": level.id, "grant_id": grant.id, "ends_at": ends_at.isoformat() if ends_at else None,
             "outcome": "granted"}
 
@@ -117,10 +117,10 @@ def _event_grants(session: Session, step: Step, level_id: int | None, *, include
 
 
 def revoke_level(session: Session, step: Step, action: dict) -> dict:
-    grants = _event_grants(session, step, action.get("level_id"))
+    held = _event_grants(session, step, action.get("level_id"))
     if action.get("level_id") is None and step.event.trigger == Trigger.PAYMENT_FAILED \
             and not step.event.context.get("grant_ids") and step.event.level is None:
-        grants = [g for g in grants if g.status == GrantStatus.PAST_DUE]
+        held = [g for g in held if g.status == GrantStatus.PAST_DUE]
     reason = action.get("reason") or f"automation rule #{step.rule.id}"
     days = action.get("after_days")
     if action.get("after_grace_days"):
@@ -128,50 +128,20 @@ def revoke_level(session: Session, step: Step, action: dict) -> dict:
     if days:
         when = timeutil.now() + timedelta(days=days)
         # A revocation already scheduled (a cancel at the period's end, an earlier failed payment) stands.
-        already = [g for g in grants if g.revoke_at is not None]
-        grants = [g for g in grants if g.revoke_at is None]
-        for grant in grants:
-            grant.revoke_at = when
-            grant.scheduled_revoke_reason = reason
-        session.flush()
-        outcome = "scheduled" if grants else ("already_scheduled" if already else "no_grants")
-        return {"grant_ids": [g.id for g in grants], "already_scheduled": [g.id for g in already],
+        scheduled = grants.schedule_revocation(session, held, when, reason, keep_existing=True)
+        already = [g for g in held if g not in scheduled and g.revoke_at is not None]
+        outcome = "scheduled" if scheduled else ("already_scheduled" if already else "no_grants")
+        return {"grant_ids": [g.id for g in scheduled], "already_scheduled": [g.id for g in already],
                 "revoke_at": when.isoformat(), "reason": reason, "outcome": outcome}
-    for grant in grants:
-        revoke_now(session, grant, reason, depth=step.event.depth + 1)
-    return {"grant_ids": [g.id for g in grants], "reason": reason, "outcome": "revoked" if grants else "no_grants"}
-
-
-def revoke_now(session: Session, grant: Grant, reason: str, *, depth: int = 0) -> None:
-    """Revoke a grant and fire ``grant_revoked`` (used by actions and by the scheduled revocations)."""
-    services.revoke_grant(session, grant, reason)
-    fire(session, Trigger.GRANT_REVOKED, member=grant.member, level=grant.level,
-         event_key=f"grant:{grant.id}:revoked:{grant.revoked_at.isoformat()}", integration_id=grant.integration_id,
-         context={"grant_ids": [grant.id], "reason": reason}, _depth=depth)
-
-
-def held_back_by_payment(grant: Grant) -> bool:
-    return (grant.status == GrantStatus.PAST_DUE
-            or (grant.revoke_at is not None and grant.scheduled_revoke_reason == PAYMENT_FAILED)
-            or (grant.status == GrantStatus.REVOKED and grant.revoke_reason == PAYMENT_FAILED))
+    revoked = grants.revoke(session, held, reason, depth=step.event.depth + 1)
+    return {"grant_ids": [g.id for g in revoked], "reason": reason, "outcome": "revoked" if revoked else "no_grants"}
 
 
 def restore_access(session: Session, step: Step, action: dict) -> dict:
     """Undo what a failed payment did: past-due back to active, a pending grace revocation cancelled, and a
     grant revoked because the grace period ran out opened again."""
-    grants = [g for g in _event_grants(session, step, action.get("level_id"), include_revoked=True)
-              if held_back_by_payment(g)]
-    for grant in grants:
-        grant.status = GrantStatus.ACTIVE
-        grant.past_due_since = None
-        if grant.revoke_reason == PAYMENT_FAILED:
-            grant.revoked_at = None
-            grant.revoke_reason = None
-        if grant.scheduled_revoke_reason == PAYMENT_FAILED:
-            grant.revoke_at = None
-            grant.scheduled_revoke_reason = None
-    session.flush()
-    return {"grant_ids": [g.id for g in grants], "outcome": "restored" if grants else "nothing_to_restore"}
+    restored = grants.restore(session, _event_grants(session, step, action.get("level_id"), include_revoked=True))
+    return {"grant_ids": [g.id for g in restored], "outcome": "restored" if restored else "nothing_to_restore"}
 
 
 def _levels_for_email(session: Session, step: Step) -> list[str]:
@@ -215,8 +185,6 @@ def send_email(session: Session, step: Step, action: dict) -> dict:
 
 
 def send_webhook(session: Session, step: Step, action: dict) -> dict:
-    from automations import webhooks
-
     endpoint = session.get(WebhookEndpoint, action["endpoint_id"])
     if endpoint is None:
         raise ActionFailed(f"Webhook endpoint {action['endpoint_id']} no longer exists.")

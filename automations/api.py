@@ -113,7 +113,7 @@ def list_member_tags(member_id):
 def add_member_tag(data, member_id):
     """Tag a member (runs the ``tag_added`` automations). 200 when the member already carried the tag."""
     member = _member(member_id)
-    added = tags.tag_member(db.session, member, data["name"], applied_by=AppliedBy.OWNER, source="owner API",
+    added = member_tags.tag_member(db.session, member, data["name"], applied_by=AppliedBy.OWNER, source="owner API",
                             event_key=f"owner:{uuid.uuid4().hex}")
     db.session.commit()
     row = next(r for r in member_tags.member_tags(db.session, member.id) if r.tag.name == data["name"])
@@ -125,7 +125,7 @@ def add_member_tag(data, member_id):
 def remove_member_tag(member_id, name):
     """Untag a member (runs the ``tag_removed`` automations); 404 ``tag_not_found`` if they do not carry it."""
     member = _member(member_id)
-    if not tags.untag_member(db.session, member, name, event_key=f"owner:{uuid.uuid4().hex}"):
+    if not member_tags.untag_member(db.session, member, name, event_key=f"owner:{uuid.uuid4().hex}"):
         raise TagNotFound("The member does not carry that tag.")
     db.session.commit()
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from automations import rules, webhooks
 from extensions import db
+from membership import grants
 
 automations_cli = AppGroup("automations", help="Automation rules, scheduled revocations, outgoing webhooks.")
 
@@ -13,8 +15,6 @@ automations_cli = AppGroup("automations", help="Automation rules, scheduled revo
 @automations_cli.command("install-defaults")
 def install_defaults() -> None:
     """Create the default failed-payment rules that are missing (safe to run again)."""
-    from automations import rules
-
     created = rules.install_defaults(db.session)
     db.session.commit()
     for rule in created:
@@ -25,9 +25,7 @@ def install_defaults() -> None:
 @automations_cli.command("run-due")
 def run_due() -> None:
     """Carry out scheduled revocations whose time has come (what the periodic job does)."""
-    from automations import scheduling
-
-    count = scheduling.run_due(db.session)
+    count = grants.run_due_revocations(db.session)
     db.session.commit()
     click.echo(f"Revoked {count} grant(s) on schedule.")
 
@@ -35,7 +33,5 @@ def run_due() -> None:
 @automations_cli.command("sweep-webhooks")
 def sweep_webhooks() -> None:
     """Send every outgoing webhook delivery that is due (what the periodic job does)."""
-    from automations import webhooks
-
     tried = webhooks.sweep_due()
     click.echo(f"Tried {tried} webhook delivery(ies).")

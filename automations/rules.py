@@ -13,9 +13,12 @@ from automations import placeholders
 from automations.actions import EMAIL_CONTEXT
 from automations.active import DEFAULTS_MARKER
 from automations.errors import AutomationLoop, InvalidRule, RuleNotFound
-from automations.models import AutomationRule, AutomationRun, AutomationSetting, Trigger, WebhookEndpoint
+from automations.models import (TRIGGERS, AutomationRule, AutomationRun, AutomationSetting, Trigger,
+                                WebhookEndpoint)
+from automations.schemas import ACTION_SCHEMAS
 from emails import catalog
 from errors import CoursegateError
+from membership.grants import RevokeReason
 from membership.models import Level
 
 RULE_FIELDS = ("name", "trigger", "level_id", "product_id", "tag", "actions", "enabled")
@@ -32,7 +35,7 @@ DEFAULT_RULES = {
         "actions": [
             {"type": "add_tag", "tag": "payment-failed"},
             {"type": "send_email", "template": "payment_failed"},
-            {"type": "revoke_level", "after_grace_days": True, "reason": "payment_failed"},
+            {"type": "revoke_level", "after_grace_days": True, "reason": RevokeReason.PAYMENT_FAILED.value},
         ],
     },
     "payment_recovered": {
@@ -245,9 +248,6 @@ def ensure_defaults(session: Session) -> None:
 
 def rule_catalog() -> dict:
     """What a rule editor needs to know: triggers, action types with their fields, usable emails, placeholders."""
-    from automations.models import TRIGGERS
-    from automations.schemas import ACTION_SCHEMAS
-
     emails = [{"name": kind.name, "description": kind.description,
                "owner_text": kind.name == AUTOMATION_MESSAGE}
               for kind in sorted(catalog.CATALOG.values(), key=lambda k: k.name)

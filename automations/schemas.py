@@ -8,8 +8,9 @@ import marshmallow as ma
 from marshmallow import validate
 
 from automations.models import TRIGGERS
+from automations.tags import render_template_name
 from membership.schemas import MemberOut
-from membership.tags import TAG_NAME_MAX, TAG_NAME_PATTERN, is_valid_tag_name
+from membership.tags import TAG_NAME_MAX, TAG_NAME_PATTERN, InvalidTagName, is_valid_tag_name
 from schemas_common import ExternalId, QueryArgs, StrictSchema
 
 TAG_RULE = ("Use 1 to 100 lower-case letters, digits and - _ . : (starting and ending with a letter or digit).")
@@ -71,9 +72,6 @@ class TagNamesIn(StrictSchema):
 
     @ma.validates_schema
     def _templates(self, data, **kwargs):
-        from automations.tags import render_template_name
-        from membership.tags import InvalidTagName
-
         errors = {}
         for field, value in data.items():
             if not value:

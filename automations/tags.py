@@ -1,5 +1,5 @@
-"""Tags with their triggers: adding or removing a tag fires ``tag_added`` / ``tag_removed``, and built-in
-events apply a tag whose name the owner can change per integration."""
+"""The tags built-in events apply, whose names the owner can change per integration. (Tagging a member is
+``membership.tags.tag_member``; the automations hear it as ``tag_added`` / ``tag_removed``.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from automations.errors import IntegrationNotFound
 from automations.models import EventTagNames, Trigger
 from extensions import db
 from membership import tags as member_tags
-from membership.models import Member
 
 # Built-in event -> (column in event_tag_names, default name template). {product_id} is the cart product.
 EVENT_TAGS: dict[str, tuple[str, str]] = {
@@ -94,29 +93,3 @@ def event_tag_name(session: Session, trigger: str, *, product_id: str | None,
     templates = tag_name_templates(session, integration_id) if named else DEFAULT_TEMPLATES
     return render_template_name(templates[column],
                                 product_id=product_id, integration_id=integration_id)
-
-
-def tag_member(session: Session, member: Member, name: str, *, applied_by: str, source: str | None,
-               event_key: str, integration_id: int | None = None, depth: int = 0) -> bool:
-    """Tag the member and fire ``tag_added`` when the tag is new to them. Returns whether it was new."""
-    from automations import triggers
-
-    name = member_tags.normalise_tag_name(name)
-    if member_tags.add_tag(session, member, name, applied_by=applied_by, source=source) is None:
-        return False
-    triggers.fire(session, Trigger.TAG_ADDED, member=member, event_key=event_key, tag=name,
-                  integration_id=integration_id, _depth=depth)
-    return True
-
-
-def untag_member(session: Session, member: Member, name: str, *, event_key: str,
-                 integration_id: int | None = None, depth: int = 0) -> bool:
-    """Untag the member and fire ``tag_removed`` when they carried it. Returns whether they did."""
-    from automations import triggers
-
-    name = member_tags.normalise_tag_name(name)
-    if not member_tags.remove_tag(session, member, name):
-        return False
-    triggers.fire(session, Trigger.TAG_REMOVED, member=member, event_key=event_key, tag=name,
-                  integration_id=integration_id, _depth=depth)
-    return True

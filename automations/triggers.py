@@ -1,4 +1,5 @@
-"""The one entry point other domains call: :func:`fire` when something happens to a member.
+"""Where every automation starts: :func:`fire` when something happens to a member (``automations.listeners``
+calls it for the domain signals other rooms send; the automations' own actions call it directly).
 
 ``fire`` records the event once per (trigger, event key), applies the built-in event tag, queues the
 outgoing webhooks subscribed to the trigger, and runs every matching enabled rule once. It flushes and
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import timeutil
-from automations import active
+from automations import actions, active, rules, tags, webhooks
+from automations.events import Event
 from automations.models import TRIGGERS, AutomationEvent, AutomationRule, AutomationRun, RunStatus, Trigger
 from membership import tags as member_tags
 from membership.models import Level, Member
@@ -44,28 +45,6 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str)) if value is not None else None
 
 
-@dataclass
-class Event:
-    """What actions see: the recorded event plus the objects it is about."""
-
-    row: AutomationEvent
-    member: Member
-    level: Level | None
-    context: dict = field(default_factory=dict)
-
-    @property
-    def trigger(self) -> str:
-        return self.row.trigger
-
-    @property
-    def key(self) -> str:
-        return self.row.event_key
-
-    @property
-    def depth(self) -> int:
-        return self.row.depth
-
-
 def fire(session: Session, trigger: str, *, member: Member, event_key: str, level: Level | int | None = None,
          product_id: str | None = None, integration_id: int | None = None, tag: str | None = None,
          context: dict | None = None, _depth: int = 0) -> AutomationEvent | None:
@@ -76,8 +55,6 @@ def fire(session: Session, trigger: str, *, member: Member, event_key: str, leve
     """
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
-    from automations import rules
-
     switched_on = active.get(session)
     if not switched_on.defaults_installed:  # on first use the default set appears by itself
         rules.install_defaults(session, restore=False)
@@ -103,8 +80,6 @@ def fire(session: Session, trigger: str, *, member: Member, event_key: str, leve
         return row
 
     _apply_event_tag(session, event)  # first, so a rule's tag filter sees the tag this event applies
-    from automations import webhooks
-
     if switched_on.has_endpoints(trigger):
         webhooks.enqueue_for_event(session, event)
     for rule in _matching_rules(session, event, switched_on):
@@ -155,13 +130,11 @@ def _matches(session: Session, rule: AutomationRule, event: Event) -> bool:
 
 
 def _apply_event_tag(session: Session, event: Event) -> None:
-    from automations import tags
-
     name = tags.event_tag_name(session, event.trigger, product_id=event.row.product_id,
                                integration_id=event.row.integration_id)
     if name is None:
         return
-    tags.tag_member(session, event.member, name, applied_by=AppliedBy.EVENT,
+    member_tags.tag_member(session, event.member, name, applied_by=AppliedBy.EVENT,
                     source=f"{event.trigger} {event.key}", event_key=f"{event.key}>tag",
                     integration_id=event.row.integration_id, depth=event.depth + 1)
 
@@ -181,8 +154,6 @@ def _record_run(session: Session, rule: AutomationRule, event: Event, *, status:
 
 
 def _run_rule(session: Session, rule: AutomationRule, event: Event) -> AutomationRun | None:
-    from automations import actions
-
     run = _record_run(session, rule, event)
     if run is None:
         return None

@@ -36,6 +36,7 @@ from automations.models import (
     WebhookEndpoint,
 )
 from extensions import db
+from membership import tags as member_tags
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +153,6 @@ def get_delivery(session: Session, endpoint: WebhookEndpoint, delivery_id: int) 
 
 def event_payload(session: Session, event, *, rule: AutomationRule | None = None) -> dict:
     """The JSON a CRM receives. ``id`` is stable per event, so a receiver can drop redeliveries."""
-    from membership import tags as member_tags
-
     row, member = event.row, event.member
     payload = {
         "id": f"evt_{row.id}",
@@ -182,15 +181,13 @@ def encode(payload: dict) -> str:
 
 def create_delivery(session: Session, endpoint: WebhookEndpoint, event_type: str, payload: dict | str, *,
                     event_id: int | None = None, redelivery_of: int | None = None) -> WebhookDelivery:
-    from automations import tasks
-
     body = payload if isinstance(payload, str) else encode(payload)
     delivery = WebhookDelivery(endpoint_id=endpoint.id, event_type=event_type, event_id=event_id, body=body,
                                status=DeliveryStatus.PENDING, next_attempt_at=timeutil.now(),
                                redelivery_of=redelivery_of)
     session.add(delivery)
     session.flush()
-    jobs.after_commit(session, tasks.deliver_webhook, delivery.id)
+    jobs.after_commit(session, "automations.deliver_webhook", delivery.id)
     return delivery
 
 

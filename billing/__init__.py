@@ -1,7 +1,7 @@
 """Our own subscriptions: plans, signed mandates, invoices ahead of the charge, renewals and recovery.
 
-``init_app`` sets the billing defaults and the Jinja helper the account page uses; the blueprints and
-the CLI group are registered by ``app.py`` like every other domain's.
+``init_app`` sets the billing defaults; ``billing.account_links.init_app`` plugs billing into ``/account``; the
+blueprints and the CLI group are registered by ``app.py`` like every other domain's.
 """
 
 from __future__ import annotations
@@ -23,8 +23,3 @@ DEFAULTS = {
 def init_app(app: Flask) -> None:
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
-
-    from billing import queries
-
-    # The account page includes templates/billing/_account_section.html, which calls this.
-    app.jinja_env.globals["billing_account_summary"] = queries.account_summary_for_template

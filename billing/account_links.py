@@ -1,18 +1,19 @@
 """What billing tells the member pages: the account section and where to settle a past-due subscription.
 
-Both have the shapes ``membership.account`` accepts (``register_account_section`` and
-``register_card_update_url``), so the composition root can plug billing into ``/account``.
+``init_app`` plugs them, and the link to the billing page, into ``/account`` (``membership.account``'s
+registries for this app).
 """
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import Flask, render_template
 from markupsafe import Markup
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from billing import links
+from billing import billing_page, links, queries
 from billing.models import Invoice, InvoiceStatus, Mandate, MandateStatus, PaymentStatus
+from membership import account
 from membership.models import Grant, GrantSourceKind, Member
 
 
@@ -35,3 +36,11 @@ def card_update_url(session: Session, grant: Grant) -> str | None:
         .order_by(Invoice.due_at.desc()).limit(1)
     )
     return links.invoice_url(invoice_id, grant.member_id) if invoice_id is not None else None
+
+
+def init_app(app: Flask) -> None:
+    account.register_card_update_url(app, "billing", card_update_url)
+    account.register_account_section(app, "billing", account_section)
+    account.register_account_section(app, "billing_page", billing_page.account_link)
+    # templates/billing/_account_section.html, included in the section above, calls this.
+    app.jinja_env.globals["billing_account_summary"] = queries.account_summary_for_template

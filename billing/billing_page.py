@@ -101,8 +101,17 @@ def _signed_in() -> Member:
     return member
 
 
-# --- the page (registered on membership's blueprint as ``member_pages.billing`` by app.py) -----------------
+# --- the page and editing the card of our own mandates ------------------------------------------------------
 
+bp = Blueprint("billing_cards", __name__)
+CARD_CAPTURE_KEY = "billing_card_capture"
+
+
+protect_forms(bp)
+keep_private(bp)
+
+
+@bp.get("/account/billing")
 def billing():
     member = current_member()
     if member is None:
@@ -115,16 +124,6 @@ def billing():
 def account_link(session: Session, member: Member) -> Markup:
     """The /account section pointing at the billing page (``membership.account.register_account_section``)."""
     return Markup(render_template("billing/_billing_link.html"))
-
-
-# --- editing the card of our own mandates -----------------------------------------------------------
-
-bp = Blueprint("billing_cards", __name__)
-CARD_CAPTURE_KEY = "billing_card_capture"
-
-
-protect_forms(bp)
-keep_private(bp)
 
 
 def _page_url(method_id: int) -> str:
@@ -172,7 +171,7 @@ def captured(method_id: int):
     result = card_updates.replace_card(db.session, member, method, method.gateway, new_card)
     db.session.commit()
     _flash_result(result)
-    return redirect(url_for("member_pages.billing"))
+    return redirect(url_for("billing_cards.billing"))
 
 
 @bp.post("/account/billing/cards/<int:method_id>/expiry")
@@ -189,7 +188,7 @@ def expiry(method_id: int):
         return redirect(url_for("billing_cards.card", method_id=method_id)), 303
     db.session.commit()
     _flash_result(result)
-    return redirect(url_for("member_pages.billing"))
+    return redirect(url_for("billing_cards.billing"))
 
 
 def _flash_result(result: card_updates.CardUpdate) -> None:

@@ -17,8 +17,8 @@ from types import SimpleNamespace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import signals
 import timeutil
-from automations import triggers
 from billing import gateways, invoices, mandates
 from billing.errors import ExpiryUpdateUnsupported, InvalidExpiry, PaymentMethodNotFound
 from billing.gateways.base import CardDetails
@@ -90,9 +90,10 @@ def _record(session: Session, member: Member, affected: list[Mandate], *, old: P
         old_payment_method_ref=str(old.id) if old else None, old_brand=old.brand if old else None,
         old_last4=old.last4 if old else None, changed_by=changed_by, changed_by_ref=changed_by_ref,
     )
-    triggers.fire(session, "card_updated", member=member, event_key=f"card_updated:own:{change.id}",
-                  context={"source": "own", "card_change_id": change.id,
-                           "mandate_ids": [m.id for m in affected], "brand": new.brand, "last4": new.last4})
+    signals.card_updated.send(session, member=member, event_key=f"card_updated:own:{change.id}",
+                              context={"source": "own", "card_change_id": change.id,
+                                       "mandate_ids": [m.id for m in affected], "brand": new.brand,
+                                       "last4": new.last4})
     return change
 
 

@@ -21,7 +21,8 @@ from billing.gateways.base import CardDetails, ChargeResult
 from billing.models import (AttemptOutcome, Invoice, InvoiceStatus, Mandate, MandateStatus, PaymentAttempt,
                             PaymentMethod, PaymentStatus)
 from billing.periods import add_interval
-from membership import services as membership_services
+from membership import grants
+from membership.grants import RevokeReason
 from membership.models import Grant, GrantSourceKind, GrantStatus
 
 logger = logging.getLogger(__name__)
@@ -182,13 +183,9 @@ def _past_due(session: Session, invoice: Invoice) -> None:
     if mandate.status == MandateStatus.ACTIVE:
         mandate.status = MandateStatus.PAST_DUE
     grant = subscription_grant(session, mandate.id)
-    if grant is not None and grant.status == GrantStatus.ACTIVE:
+    if grant is not None:
         # Access continues through the grace period, counted from the end of the paid period.
-        grant.status = GrantStatus.PAST_DUE
-        grant.past_due_since = timeutil.now()
-        grace_end = invoice.period_start + timedelta(days=grace_days())
-        if grant.ends_at is None or grant.ends_at < grace_end:
-            grant.ends_at = grace_end
+        grants.mark_past_due(session, [grant], grace_until=invoice.period_start + timedelta(days=grace_days()))
 
 
 def mark_paid(session: Session, invoice: Invoice) -> None:
@@ -204,17 +201,14 @@ def mark_paid(session: Session, invoice: Invoice) -> None:
         mandate.status = MandateStatus.ACTIVE
     grant = subscription_grant(session, mandate.id)
     if grant is None:
-        grant = membership_services.grant_level(session, mandate.member, mandate.plan.level,
-                                                source_kind=GrantSourceKind.SUBSCRIPTION, starts_at=now,
-                                                ends_at=invoice.period_end,
-                                                subscription_ref=f"mandate:{mandate.id}", mandate_id=mandate.id)
+        grant = grants.open_grant(session, mandate.member, mandate.plan.level,
+                                  source_kind=GrantSourceKind.SUBSCRIPTION, starts_at=now, ends_at=invoice.period_end,
+                                  subscription_ref=f"mandate:{mandate.id}", mandate_id=mandate.id)
         cache = session.info.get(GRANT_CACHE)
         if cache is not None:
             cache[mandate.id] = grant
     else:
-        grant.status = GrantStatus.ACTIVE
-        grant.past_due_since = None
-        grant.ends_at = invoice.period_end
+        grants.renew(session, [grant], ends_at=invoice.period_end)
     notify.receipt(session, invoice, mandate.member, mandate.plan.name)
 
 
@@ -227,7 +221,7 @@ def exhaust(session: Session, invoice: Invoice) -> None:
     mandate.status = MandateStatus.UNPAID
     grant = subscription_grant(session, mandate.id)
     if grant is not None:
-        membership_services.revoke_grant(session, grant, "payment_failed", at=now)
+        grants.revoke(session, [grant], RevokeReason.PAYMENT_FAILED, at=now)
     notify.unpaid(session, invoice, mandate.member, mandate.plan.name)
 
 

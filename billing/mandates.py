@@ -21,7 +21,8 @@ from billing.models import (LIVE_MANDATE_STATUSES, Invoice, InvoiceStatus, Manda
                             PaymentMethod, Plan, PlanState)
 from billing.periods import describe, format_money
 from membership import services as membership_services
-from membership.models import GrantStatus, Member
+from membership import grants
+from membership.models import Member
 
 
 @dataclass
@@ -132,9 +133,8 @@ def cancel_mandate(session: Session, mandate: Mandate, *, reason: str) -> Mandat
     grant = invoices.subscription_grant(session, mandate.id)
     access_until: datetime | None = None
     if grant is not None:
-        if grant.status == GrantStatus.PAST_DUE:
-            # The unpaid period was never paid for: the courtesy grace ends with the mandate.
-            grant.ends_at = now
+        # A past-due period was never paid for: the courtesy grace ends with the mandate.
+        grants.end_grace(session, [grant], at=now)
         access_until = grant.ends_at
     session.flush()
     if not was_pending:

@@ -39,9 +39,7 @@ def enqueue(session: Session, template: str, to: str, context: dict, *, dedupe_k
     if not inserted:
         return None
     email = attach(session, OutboundEmail, {**values, "id": inserted[0].id})
-    from emails import tasks
-
-    jobs.after_commit(session, tasks.deliver, email.id)
+    jobs.after_commit(session, "emails.deliver", email.id)
     return email
 
 
@@ -118,12 +116,10 @@ def resend(session: Session, email: OutboundEmail) -> OutboundEmail:
     """Send an email again. A pending one is tried now; a sent or failed one is copied into a new pending row
     (the original stays as the record of what happened), rendered anew with a fresh link when its link was a
     one-time credential. Returns the row that will be delivered. Raises :class:`CannotResend` (409)."""
-    from emails import tasks
-
     if email.status == EmailStatus.PENDING:
         email.next_attempt_at = timeutil.now()
         session.flush()
-        jobs.after_commit(session, tasks.deliver, email.id)
+        jobs.after_commit(session, "emails.deliver", email.id)
         return email
     subject, text, html, recipient = email.subject, email.text_body, email.html_body, email.recipient
     fresh_context = _FRESH_CONTEXT.get(email.template)
@@ -135,7 +131,7 @@ def resend(session: Session, email: OutboundEmail) -> OutboundEmail:
                          resent_from_id=email.id, next_attempt_at=timeutil.now())
     session.add(copy)
     session.flush()
-    jobs.after_commit(session, tasks.deliver, copy.id)
+    jobs.after_commit(session, "emails.deliver", copy.id)
     return copy
 
 
@@ -242,8 +238,6 @@ def enqueue_many(session: Session, messages: list[tuple[str, str, dict, str, int
     statement = (dialect_insert(session, OutboundEmail).on_conflict_do_nothing(index_elements=["dedupe_key"])
                  .returning(OutboundEmail.id))
     ids = list(session.scalars(statement, rows))
-    from emails import tasks
-
     for email_id in ids:
-        jobs.after_commit(session, tasks.deliver, email_id)
+        jobs.after_commit(session, "emails.deliver", email_id)
     return ids

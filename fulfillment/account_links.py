@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from flask import Flask
 from sqlalchemy.orm import Session
 
 from fulfillment.models import Integration
+from membership import account
 from membership.models import Grant
 
 
@@ -14,3 +16,7 @@ def card_update_url(session: Session, grant: Grant) -> str | None:
         return None
     integration = session.get(Integration, grant.integration_id)
     return integration.card_update_url if integration is not None else None
+
+
+def init_app(app: Flask) -> None:
+    account.register_card_update_url(app, "integration", card_update_url)

@@ -10,6 +10,7 @@ from extensions import db
 from fulfillment import services
 from fulfillment.models import WebhookEvent
 from fulfillment.schemas import EVENT_STATUSES
+from membership import grants
 
 webhooks_cli = AppGroup("webhooks", help="Cart webhook deliveries.")
 
@@ -56,6 +57,6 @@ def reprocess(status: str, integration_id: int | None) -> None:
 @webhooks_cli.command("run-revocations")
 def run_revocations() -> None:
     """Carry out revocations that are due (cancel at period end, grace period over). Run it periodically."""
-    count = services.run_due_revocations(db.session)
+    count = grants.run_due_revocations(db.session)
     db.session.commit()
     click.echo(f"Revoked {count} grant(s).")

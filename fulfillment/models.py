@@ -17,7 +17,7 @@ class IntegrationKind(enum.StrEnum):
     THRIVECART = "thrivecart"
     STRIPE = "stripe"
     GENERIC = "generic"
-    KEAP = "keap"  # a Keap campaign's "Send HTTP Post" step (fulfillment/keap_post.py)
+    KEAP = "keap"  # a Keap campaign's "Send HTTP Post" step (fulfillment/parsers/keap.py, fulfillment/keap_post.py)
 
 
 class CancelAccess(enum.StrEnum):

@@ -11,35 +11,30 @@ email is queued only for a member this delivery created.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+import signals
 import timeutil
-from automations import scheduling
-from automations.actions import revoke_now
-from automations.triggers import fire
-from automations.models import Trigger
 from errors import CoursegateError
-from fulfillment import clients, parsers
+from fulfillment import clients, keap_post, parsers
 from fulfillment.errors import EventNotReplayable, IntegrationNotFound
 from fulfillment.models import (AdjustmentKind, CancelAccess, EventStatus, Integration, IntegrationKind,
                                 OrderAdjustment, WebhookEvent)
 from fulfillment.parsers import Action, Line, OrderEvent
+from fulfillment.parsers import keap as keap_parser
 from fulfillment.rules import levels_for_items
+from membership import grants
 from membership import services as membership
 from membership.errors import InvalidEmail
+from membership.grants import RevokeReason
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
 from sqlutil import advisory_xact_lock, attach, insert_ignoring_conflicts
 
 logger = logging.getLogger(__name__)
-
-REASON_REFUNDED = "refunded"
-REASON_CANCELLED = "cancelled"
-REASON_PAYMENT_FAILED = "payment_failed"
-OPEN_STATUSES = (GrantStatus.ACTIVE, GrantStatus.PAST_DUE, GrantStatus.PAUSED, GrantStatus.EXPIRED)
 
 
 # --- receiving ----------------------------------------------------------------------------------------
@@ -220,9 +215,8 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
     for grant_id, _, line in granted:
         cancel = next((c for c in cancels if _applies_to(c, event.order_ref, line)), None)
         if cancel is not None:
-            _cancel_grant(session, session.get(Grant, grant_id), cancel.effective_at)
-    _fire_per_line(session, Trigger.ORDER_COMPLETED, member, integration, event, granted,
-                   key=f"order:{integration.id}:{event.order_ref}")
+            _cancel(session, [session.get(Grant, grant_id)], cancel.effective_at)
+    _announce_lines(session, member, integration, event, granted, key=f"order:{integration.id}:{event.order_ref}")
     if created:
         levels_by_id = {level.id: level for _, levels in mapped for level in levels}
         membership.queue_welcome_email(session, member,
@@ -235,20 +229,21 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
     return EventStatus.PROCESSED, " ".join(notes) or None
 
 
-def _fire_per_line(session: Session, trigger: str, member: Member, integration: Integration, event: OrderEvent,
-                   granted: list[tuple[int, int, Line]], *, key: str) -> None:
-    """Tell the automations, once per bought item (a rule may filter on its product or any of its levels).
-    Keyed on the order line, so a redelivered or replayed order never runs a rule twice."""
+def _announce_lines(session: Session, member: Member, integration: Integration, event: OrderEvent,
+                    granted: list[tuple[int, int, Line]], *, key: str) -> None:
+    """Announce each bought item granted (the automations hear ``order_completed``; a rule may filter on its
+    product or any of its levels). Keyed on the order line, so a redelivered or replayed order never runs a
+    rule twice."""
     by_line: dict[str, tuple[Line, list[int], list[int]]] = {}
     for grant_id, level_id, line in granted:
         _, grant_ids, level_ids = by_line.setdefault(line.line_ref, (line, [], []))
         grant_ids.append(grant_id)
         level_ids.append(level_id)
     for line_ref, (line, grant_ids, level_ids) in by_line.items():
-        fire(session, trigger, member=member, event_key=f"{key}:{line_ref}", level=level_ids[0],
-             product_id=line.product_id, integration_id=integration.id,
-             context={"grant_ids": grant_ids, "level_ids": level_ids, "order_id": event.order_ref,
-                      "line": line_ref})
+        signals.order_line_granted.send(
+            session, member=member, event_key=f"{key}:{line_ref}", level=level_ids[0], product_id=line.product_id,
+            integration_id=integration.id,
+            context={"grant_ids": grant_ids, "level_ids": level_ids, "order_id": event.order_ref, "line": line_ref})
 
 
 def _buyer(session: Session, integration: Integration, event: OrderEvent) -> tuple[Member, bool, str | None]:
@@ -284,23 +279,19 @@ def _unmapped_message(lines: list[Line], *, partial: bool) -> str:
 
 def _grant_lines(session: Session, member: Member, integration: Integration, event: OrderEvent,
                  mapped: list[tuple[Line, list[Level]]]) -> list[tuple[int, int, Line]]:
-    """One grant per (order line, level), in one statement. The unique source key skips what an earlier or
-    concurrent delivery of the same order already granted, so a second ``order.success`` adds only what is new.
-    (The same grant ``membership.services.grant_level`` makes, inserted in bulk.)"""
+    """One grant per (order line, level), in one statement; what an earlier or concurrent delivery of the same
+    order already granted is skipped, so a second ``order.success`` adds only what is new."""
     starts_at = timeutil.now()
     rows, line_of = [], {}
     for line, levels in mapped:
         for level in levels:
             line_of[(line.line_ref, level.id)] = line
-            rows.append(dict(
-                member_id=member.id, level_id=level.id, status=GrantStatus.ACTIVE, starts_at=starts_at,
-                ends_at=starts_at + timedelta(days=level.duration_days) if level.duration_days else None,
-                source_kind=GrantSourceKind.ORDER, integration_id=integration.id, order_ref=event.order_ref,
-                line_ref=line.line_ref, subscription_ref=line.subscription_ref, created_at=starts_at,
-                updated_at=starts_at))
-    inserted = insert_ignoring_conflicts(session, Grant, ("integration_id", "order_ref", "line_ref", "level_id"),
-                                          rows, returning=("id", "line_ref", "level_id"))
-    return [(grant_id, level_id, line_of[(line_ref, level_id)]) for grant_id, line_ref, level_id in inserted]
+            rows.append(grants.new_grant_values(
+                member_id=member.id, level=level, starts_at=starts_at, source_kind=GrantSourceKind.ORDER,
+                integration_id=integration.id, order_ref=event.order_ref, line_ref=line.line_ref,
+                subscription_ref=line.subscription_ref))
+    return [(grant_id, level_id, line_of[(line_ref, level_id)])
+            for grant_id, line_ref, level_id in grants.open_lines(session, rows)]
 
 
 # --- refunds and cancellations ----------------------------------------------------------------------------
@@ -322,17 +313,17 @@ def _line_refunded(session: Session, row: WebhookEvent, integration: Integration
                                 Grant.status != GrantStatus.REVOKED)
     if event.lines:
         query = query.where(Grant.line_ref == event.lines[0].line_ref)
-    grants = list(session.scalars(query))
-    for grant in grants:
-        revoke_now(session, grant, REASON_REFUNDED)
-    if grants:
+    refunded = list(session.scalars(query))
+    grants.revoke(session, refunded, RevokeReason.REFUNDED)
+    if refunded:
         line_ref = event.lines[0].line_ref if event.lines else "order"
-        fire(session, Trigger.LINE_REFUNDED, member=grants[0].member, level=grants[0].level_id,
-             event_key=f"refund:{integration.id}:{event.order_ref}:{line_ref}", integration_id=integration.id,
-             product_id=event.lines[0].product_id if event.lines else None,
-             context={"grant_ids": [g.id for g in grants], "level_ids": [g.level_id for g in grants],
-                      "order_id": event.order_ref, "line": line_ref})
-    if not grants:
+        signals.order_line_refunded.send(
+            session, member=refunded[0].member, level=refunded[0].level_id,
+            event_key=f"refund:{integration.id}:{event.order_ref}:{line_ref}", integration_id=integration.id,
+            product_id=event.lines[0].product_id if event.lines else None,
+            context={"grant_ids": [g.id for g in refunded], "level_ids": [g.level_id for g in refunded],
+                     "order_id": event.order_ref, "line": line_ref})
+    if not refunded:
         return EventStatus.PROCESSED, ("No grant for this order line yet: the refund is recorded and the line "
                                        "will not be granted when the order arrives.")
     return EventStatus.PROCESSED, None
@@ -354,14 +345,12 @@ def _subscription_grants(session: Session, integration: Integration, event: Orde
     ).order_by(Grant.id)))
 
 
-def _cancel_grant(session: Session, grant: Grant, effective_at: datetime | None) -> None:
+def _cancel(session: Session, held: list[Grant], effective_at: datetime | None) -> None:
+    """A cancelled subscription: revoke at the end of the paid period when it is ahead, else now."""
     if effective_at is not None and effective_at > timeutil.now():
-        if grant.revoke_at is None or grant.revoke_at > effective_at:
-            grant.revoke_at = effective_at
-            grant.scheduled_revoke_reason = REASON_CANCELLED
-        session.flush()
-    elif grant.status != GrantStatus.REVOKED:
-        revoke_now(session, grant, REASON_CANCELLED)
+        grants.schedule_revocation(session, held, effective_at, RevokeReason.CANCELLED)
+    else:
+        grants.revoke(session, held, RevokeReason.CANCELLED)
 
 
 def _subscription_cancelled(session: Session, row: WebhookEvent, integration: Integration,
@@ -371,12 +360,11 @@ def _subscription_cancelled(session: Session, row: WebhookEvent, integration: In
         effective_at = event.effective_at
     _lock_order(session, integration, event.order_ref)
     _record_adjustment(session, row, integration, AdjustmentKind.CANCEL, event, effective_at)
-    grants = _subscription_grants(session, integration, event, OPEN_STATUSES)
-    for grant in grants:
-        _cancel_grant(session, grant, effective_at)
-    _fire_for_subscription(session, Trigger.SUBSCRIPTION_CANCELLED, row, integration, grants,
-                           effective_at=effective_at.isoformat() if effective_at else None)
-    if not grants:
+    cancelled = _subscription_grants(session, integration, event, grants.OPEN_STATUSES)
+    _cancel(session, cancelled, effective_at)
+    _announce_for_subscription(session, signals.subscription_cancelled, row, integration, cancelled,
+                               effective_at=effective_at.isoformat() if effective_at else None)
+    if not cancelled:
         return EventStatus.PROCESSED, ("No grant for this subscription yet: the cancellation is recorded and "
                                        "applies when the order arrives.")
     return EventStatus.PROCESSED, None
@@ -392,79 +380,53 @@ def _payment_failed(session: Session, row: WebhookEvent, integration: Integratio
                     event: OrderEvent) -> tuple[str, str | None]:
     """Access is kept but marked past due. What follows (the tag, the email with the card link, the revocation
     once the grace days are over) is the owner's default failed-payment automation, which they can edit."""
-    grants = _subscription_grants(session, integration, event, (GrantStatus.ACTIVE, GrantStatus.PAST_DUE))
-    if not grants:
+    held = _subscription_grants(session, integration, event, (GrantStatus.ACTIVE, GrantStatus.PAST_DUE))
+    if not held:
         return EventStatus.PROCESSED, "No active grant for this subscription."
-    moment = timeutil.now()
-    for grant in grants:
-        if grant.status == GrantStatus.ACTIVE:
-            grant.status = GrantStatus.PAST_DUE
-            grant.past_due_since = moment
-    session.flush()
-    _fire_for_subscription(session, Trigger.PAYMENT_FAILED, row, integration, grants,
-                           card_update_url=card_update_url(integration), grace_days=integration.grace_days)
+    grants.mark_past_due(session, held)
+    _announce_for_subscription(session, signals.payment_failed, row, integration, held,
+                               card_update_url=card_update_url(integration), grace_days=integration.grace_days)
     return EventStatus.PROCESSED, None
 
 
-def _fire_for_subscription(session: Session, trigger: str, row: WebhookEvent, integration: Integration,
-                           grants: list[Grant], **context) -> None:
-    if not grants:
+def _announce_for_subscription(session: Session, signal, row: WebhookEvent, integration: Integration,
+                               about: list[Grant], **context) -> None:
+    if not about:
         return
-    fire(session, trigger, member=grants[0].member, level=grants[0].level_id, event_key=f"webhook:{row.id}",
-         integration_id=integration.id,
-         context={"grant_ids": [g.id for g in grants], "level_ids": [g.level_id for g in grants], **context})
+    signal.send(session, member=about[0].member, level=about[0].level_id, event_key=f"webhook:{row.id}",
+                integration_id=integration.id,
+                context={"grant_ids": [g.id for g in about], "level_ids": [g.level_id for g in about], **context})
 
 
 def _payment_succeeded(session: Session, row: WebhookEvent, integration: Integration,
                        event: OrderEvent) -> tuple[str, str | None]:
-    grants = _subscription_grants(session, integration, event,
-                                  (GrantStatus.ACTIVE, GrantStatus.PAST_DUE, GrantStatus.EXPIRED))
+    renewed = _subscription_grants(session, integration, event,
+                                   (GrantStatus.ACTIVE, GrantStatus.PAST_DUE, GrantStatus.EXPIRED))
     # Held back by the failed payment: past due now, or revoked when the grace days ran out.
-    recovered = [g for g in grants if g.status == GrantStatus.PAST_DUE] + [
+    recovered = [g for g in renewed if g.status == GrantStatus.PAST_DUE] + [
         g for g in _subscription_grants(session, integration, event, (GrantStatus.REVOKED,))
-        if g.revoke_reason == REASON_PAYMENT_FAILED]
-    moment = timeutil.now()
-    for grant in grants:
-        grant.status = GrantStatus.ACTIVE
-        grant.past_due_since = None
-        if grant.scheduled_revoke_reason == REASON_PAYMENT_FAILED:
-            grant.revoke_at = None
-            grant.scheduled_revoke_reason = None
-        if grant.level.duration_days and grant.ends_at is not None:
-            grant.ends_at = max(grant.ends_at, moment) + timedelta(days=grant.level.duration_days)
-    session.flush()
+        if g.revoke_reason == RevokeReason.PAYMENT_FAILED]
+    grants.renew(session, renewed)
     # The default automation removes the payment-failed tag and reopens what the grace period closed.
-    _fire_for_subscription(session, Trigger.PAYMENT_RECOVERED, row, integration, recovered)
-    return EventStatus.PROCESSED, None if grants or recovered else "No grant for this subscription."
+    _announce_for_subscription(session, signals.payment_recovered, row, integration, recovered)
+    return EventStatus.PROCESSED, None if renewed or recovered else "No grant for this subscription."
 
 
 def _paused(session: Session, row: WebhookEvent, integration: Integration,
             event: OrderEvent) -> tuple[str, str | None]:
-    grants = _subscription_grants(session, integration, event, (GrantStatus.ACTIVE, GrantStatus.PAST_DUE))
-    for grant in grants:
-        grant.status = GrantStatus.PAUSED
-    session.flush()
-    return EventStatus.PROCESSED, None if grants else "No active grant for this subscription."
+    paused = grants.pause(session, _subscription_grants(session, integration, event,
+                                                        (GrantStatus.ACTIVE, GrantStatus.PAST_DUE)))
+    return EventStatus.PROCESSED, None if paused else "No active grant for this subscription."
 
 
 def _resumed(session: Session, row: WebhookEvent, integration: Integration,
              event: OrderEvent) -> tuple[str, str | None]:
-    grants = _subscription_grants(session, integration, event, (GrantStatus.PAUSED,))
-    for grant in grants:
-        grant.status = GrantStatus.PAST_DUE if grant.past_due_since else GrantStatus.ACTIVE
-    session.flush()
-    return EventStatus.PROCESSED, None if grants else "No paused grant for this subscription."
-
-
-def _keap_post(session: Session, row: WebhookEvent, integration: Integration,
-               event: OrderEvent) -> tuple[str, str | None]:
-    from fulfillment import keap_post  # it builds on this module
-
-    return keap_post.apply(session, row, integration, event)
+    resumed = grants.resume(session, _subscription_grants(session, integration, event, (GrantStatus.PAUSED,)))
+    return EventStatus.PROCESSED, None if resumed else "No paused grant for this subscription."
 
 
 HANDLERS = {
-    Action.KEAP_POST: _keap_post,
+    Action.KEAP_POST: keap_post.apply,
     Action.ORDER_COMPLETED: _order_completed,
     Action.LINE_REFUNDED: _line_refunded,
     Action.SUBSCRIPTION_CANCELLED: _subscription_cancelled,
@@ -473,14 +435,6 @@ HANDLERS = {
     Action.SUBSCRIPTION_PAUSED: _paused,
     Action.SUBSCRIPTION_RESUMED: _resumed,
 }
-
-
-# --- the periodic job ------------------------------------------------------------------------------------------
-
-def run_due_revocations(session: Session, *, limit: int = 1000) -> int:
-    """Carry out revocations scheduled for now or earlier (cancel at period end, grace period over); each
-    fires ``grant_revoked``. One job for every domain: ``automations.scheduling.run_due``."""
-    return scheduling.run_due(session, limit=limit)
 
 
 # --- replay ---------------------------------------------------------------------------------------------------------
@@ -492,9 +446,7 @@ def parse_stored(row: WebhookEvent) -> OrderEvent:
     if row.provider == IntegrationKind.STRIPE:
         return parsers.stripe_event(parsers.decode_json(body))
     if row.provider == IntegrationKind.KEAP:
-        from fulfillment import keap_post
-
-        return keap_post.event(keap_post.decode(body, row.content_type))
+        return keap_parser.event(keap_parser.decode(body, row.content_type))
     return parsers.generic_event(parsers.decode_json(body))
 
 
@@ -504,9 +456,7 @@ def stored_payload(row: WebhookEvent) -> dict:
     if row.provider == IntegrationKind.THRIVECART:
         return parsers.decode_thrivecart(body, row.content_type)
     if row.provider == IntegrationKind.KEAP:
-        from fulfillment import keap_post
-
-        return keap_post.payload(body, row.content_type)
+        return keap_parser.payload(body, row.content_type)
     return parsers.decode_json(body)
 
 

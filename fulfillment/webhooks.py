@@ -16,7 +16,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 import observability
 from extensions import db
-from fulfillment import keap_post, parsers, services, signatures
+from fulfillment import parsers, services, signatures
+from fulfillment.parsers import keap as keap_parser
 from fulfillment.errors import IntegrationNotFound
 from fulfillment.models import EventStatus, Integration, IntegrationKind, WebhookEvent
 
@@ -90,10 +91,10 @@ def keap(integration_id: int):
     started = time.perf_counter()
     body = _raw_body()
     content_type = request.content_type or ""
-    fields = keap_post.decode(body, content_type)
-    signatures.verify_keap(integration, keap_post.given_key(fields, request.args.get("key")))
-    row = services.receive(db.session, integration, keap_post.event(fields),
-                           body=keap_post.strip_key(body, content_type), content_type=content_type,
+    fields = keap_parser.decode(body, content_type)
+    signatures.verify_keap(integration, keap_parser.given_key(fields, request.args.get("key")))
+    row = services.receive(db.session, integration, keap_parser.event(fields),
+                           body=keap_parser.strip_key(body, content_type), content_type=content_type,
                            headers=_headers())
     return _commit_and_answer(row, integration, started)
 

@@ -50,9 +50,7 @@ def on_member_email_changed(session: Session, member: Member, old_email: str) ->
             logger.warning("keap contact lookup for member %s after an email change failed (%s)", member.id,
                            exc.code)
     if push_enabled() and subscriptions.remembered_contact_ids(session, member):
-        from keap import tasks
-
-        jobs.after_commit(session, tasks.push_email_change, member.id, email_digest(old_email))
+        jobs.after_commit(session, "keap.push_email_change", member.id, email_digest(old_email))
 
 
 def replace_email(addresses: list[dict], old_digest: str, new_email: str) -> list[dict] | None:

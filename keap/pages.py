@@ -30,9 +30,9 @@ def _member() -> Member:
 
 
 def billing_url() -> str:
-    """The member's billing page when it exists (the lead's ``member_pages.billing``), else ours."""
+    """The member's billing page (``billing_cards.billing``) when it is registered, else ours."""
     try:
-        return url_for("member_pages.billing")
+        return url_for("billing_cards.billing")
     except BuildError:
         return url_for("keap_pages.overview")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
+from flask import Flask, current_app
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,18 +27,19 @@ from membership.models import CourseStatus, Grant, GrantStatus, Level, Member
 CardUpdateUrl = Callable[[Session, Grant], "str | None"]
 AccountSection = Callable[[Session, Member], "Markup | str | None"]
 
-_card_update_urls: dict[str, CardUpdateUrl] = {}
-_account_sections: dict[str, AccountSection] = {}
+# Per app, in app.extensions: the domains above membership plug into /account from their own init_app.
+CARD_UPDATE_URLS = "coursegate.card_update_urls"
+ACCOUNT_SECTIONS = "coursegate.account_sections"
 
 
-def register_card_update_url(name: str, provider: CardUpdateUrl) -> None:
+def register_card_update_url(app: Flask, name: str, provider: CardUpdateUrl) -> None:
     """``provider(session, grant)`` returns the card-update URL for a past-due grant it knows, else None."""
-    _card_update_urls[name] = provider
+    app.extensions.setdefault(CARD_UPDATE_URLS, {})[name] = provider
 
 
-def register_account_section(name: str, render: AccountSection) -> None:
+def register_account_section(app: Flask, name: str, render: AccountSection) -> None:
     """``render(session, member)`` returns trusted HTML for its own section of ``/account`` (or None)."""
-    _account_sections[name] = render
+    app.extensions.setdefault(ACCOUNT_SECTIONS, {})[name] = render
 
 
 @dataclass
@@ -76,7 +78,7 @@ class AccountSummary:
 
 
 def card_update_url(session: Session, grant: Grant) -> str | None:
-    for provider in _card_update_urls.values():
+    for provider in current_app.extensions.get(CARD_UPDATE_URLS, {}).values():
         url = provider(session, grant)
         if url:
             return url
@@ -85,7 +87,7 @@ def card_update_url(session: Session, grant: Grant) -> str | None:
 
 def extra_sections(session: Session, member: Member) -> list[Markup]:
     sections = []
-    for render in _account_sections.values():
+    for render in current_app.extensions.get(ACCOUNT_SECTIONS, {}).values():
         html = render(session, member)
         if html:
             sections.append(Markup(html))

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import or_, select
 
 from extensions import db
-from membership import auth, bulk, courses, services
+from membership import auth, bulk, courses, grants, services
 from membership.errors import GrantNotFound, MemberNotFound
 from membership.models import Course, Grant, Level, Member
 from membership.schemas import (AccessArgs, AccessOut, BulkUpdateIn, BulkUpdateOut, CourseArgs, CourseIn, CourseOut, CourseUpdate, LevelUpdate, GrantArgs, GrantIn,
@@ -196,8 +196,8 @@ def create_grant(data, member_id):
     """Grant a level by hand; ``ends_at`` defaults to the level's duration (or lifetime)."""
     member = _member(member_id)
     level = courses.levels_by_ids(db.session, [data["level_id"]], field="level_id")[0]
-    grant = services.grant_level(db.session, member, level, starts_at=data["starts_at"], ends_at=data["ends_at"],
-                                 note=data["note"])
+    grant = grants.open_grant(db.session, member, level, starts_at=data["starts_at"], ends_at=data["ends_at"],
+                              note=data["note"])
     db.session.commit()
     return grant
 
@@ -220,7 +220,7 @@ def get_grant(grant_id):
 @blp.response(200, GrantOut)
 def revoke_grant(data, grant_id):
     """Revoke one grant now; other grants of the same level keep their access."""
-    grant = services.revoke_grant(db.session, _grant(grant_id), data["reason"])
+    grant = grants.revoke_one(db.session, _grant(grant_id), data["reason"])
     db.session.commit()
     return grant
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import secrets
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -14,13 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+import signals
 import timeutil
 from emails import services as email_services
 from emails.errors import CannotResend
 from emails.models import OutboundEmail
 from membership import login_links
-from membership.errors import DuplicateEmail, GrantAlreadyRevoked, InvalidEmail
-from membership.models import EMAIL_PATTERN, Course, Grant, GrantSourceKind, GrantStatus, Level, Member
+from membership.errors import DuplicateEmail, InvalidEmail
+from membership.models import EMAIL_PATTERN, Course, Grant, Level, Member
 from sqlutil import attach, insert_ignoring_conflicts
 
 # Deliberately loose: one "@", something on each side, a dot in the domain, no spaces.
@@ -49,11 +49,6 @@ def create_member(session: Session, email: str, *, name: str = "", external_sour
     return member
 
 
-# Called as listener(session, member, old_email) after a member's email changed; other domains (the
-# Keap link) register here from the composition root, since membership imports none of them.
-email_change_listeners: list[Callable[[Session, Member, str], None]] = []
-
-
 def update_member(session: Session, member: Member, changes: dict) -> Member:
     old_email = member.email
     if "name" in changes:
@@ -70,9 +65,8 @@ def update_member(session: Session, member: Member, changes: dict) -> Member:
             session.flush()
     except IntegrityError:
         raise DuplicateEmail() from None
-    if member.email != old_email:
-        for listener in email_change_listeners:
-            listener(session, member, old_email)
+    if member.email != old_email:  # the Keap link listens (keap.listeners)
+        signals.member_email_changed.send(session, member=member, old_email=old_email)
     return member
 
 
@@ -108,35 +102,6 @@ def create_or_find_member(session: Session, email: str, *, name: str = "") -> tu
     if member is None:  # pragma: no cover - the conflicting row vanished again
         raise DuplicateEmail()
     return member, False
-
-
-def grant_level(session: Session, member: Member, level: Level, *, source_kind: str = GrantSourceKind.MANUAL,
-                starts_at: datetime | None = None, ends_at: datetime | None = None,
-                integration_id: int | None = None, order_ref: str | None = None, line_ref: str | None = None,
-                subscription_ref: str | None = None, mandate_id: int | None = None,
-                note: str | None = None) -> Grant:
-    """Give ``member`` the level. A level with a duration ends that many days after the start unless told."""
-    starts_at = starts_at or timeutil.now()
-    if ends_at is None and level.duration_days:
-        ends_at = starts_at + timedelta(days=level.duration_days)
-    grant = Grant(member=member, level=level, status=GrantStatus.ACTIVE, starts_at=starts_at, ends_at=ends_at,
-                  source_kind=source_kind, integration_id=integration_id, order_ref=order_ref,
-                  line_ref=line_ref, subscription_ref=subscription_ref, mandate_id=mandate_id, note=note)
-    session.add(grant)
-    session.flush()
-    return grant
-
-
-def revoke_grant(session: Session, grant: Grant, reason: str, *, at: datetime | None = None) -> Grant:
-    if grant.status == GrantStatus.REVOKED:
-        raise GrantAlreadyRevoked()
-    grant.status = GrantStatus.REVOKED
-    grant.revoked_at = at or timeutil.now()
-    grant.revoke_reason = reason
-    grant.revoke_at = None
-    grant.scheduled_revoke_reason = None
-    session.flush()
-    return grant
 
 
 def levels_with_access(session: Session, member_id: int, moment: datetime | None = None) -> list[Level]:

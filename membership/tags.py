@@ -14,6 +14,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, bindparam, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+import signals
 import timeutil
 from errors import NotFound, Unprocessable
 from extensions import db
@@ -165,6 +166,29 @@ def remove_tag(session: Session, member: Member, name: str) -> bool:
         return False
     session.delete(row)
     session.flush()
+    return True
+
+
+def tag_member(session: Session, member: Member, name: str, *, applied_by: str, source: str | None,
+               event_key: str, integration_id: int | None = None, depth: int = 0) -> bool:
+    """Tag the member and announce ``member_tagged`` (automations hear ``tag_added``) when the tag is new to
+    them. Returns whether it was new."""
+    name = normalise_tag_name(name)
+    if add_tag(session, member, name, applied_by=applied_by, source=source) is None:
+        return False
+    signals.member_tagged.send(session, member=member, event_key=event_key, tag=name,
+                               integration_id=integration_id, depth=depth)
+    return True
+
+
+def untag_member(session: Session, member: Member, name: str, *, event_key: str,
+                 integration_id: int | None = None, depth: int = 0) -> bool:
+    """Untag the member and announce ``member_untagged`` when they carried it. Returns whether they did."""
+    name = normalise_tag_name(name)
+    if not remove_tag(session, member, name):
+        return False
+    signals.member_untagged.send(session, member=member, event_key=event_key, tag=name,
+                                 integration_id=integration_id, depth=depth)
     return True
 
 

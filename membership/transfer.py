@@ -12,15 +12,15 @@ import csv
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TextIO
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 import timeutil
+from membership import grants
 from membership.errors import InvalidEmail
-from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
+from membership.models import Grant, GrantSourceKind, Level, Member
 from membership.services import normalise_email
 from membership.tags import AppliedBy, MemberTag, Tag, is_valid_tag_name, normalise_tag_name
 
@@ -219,28 +219,20 @@ def import_members(session: Session, rows: list[tuple[int, dict]], *, label: str
     report.created = len(new_rows)
 
     # Grants: a level the member cannot open today gets a grant from this import.
-    durations = dict(session.execute(select(Level.id, Level.duration_days)).all())
+    levels = {level.id: level for level in session.scalars(select(Level))}
     existing_ids = [ids[e] for e in current]
     holding: set[tuple[int, int]] = set()
     for chunk in _chunks(existing_ids, IN_CHUNK):
         holding.update(session.execute(
             select(Grant.member_id, Grant.level_id).where(Grant.member_id.in_(chunk), Grant.gives_access_at(moment))
         ).tuples())
-    grants = []
-    for row in good:
-        member_id = ids[row.email]
-        for level_id in row.level_ids:
-            if (member_id, level_id) in holding:
-                continue
-            days = durations.get(level_id)
-            grants.append({"member_id": member_id, "level_id": level_id, "status": GrantStatus.ACTIVE.value,
-                           "starts_at": moment, "ends_at": moment + timedelta(days=days) if days else None,
-                           "source_kind": GrantSourceKind.IMPORT.value, "note": label[:500],
-                           "created_at": moment, "updated_at": moment})
-    for chunk in _chunks(grants, BATCH):
-        _bulk_insert(session, Grant.__table__, chunk)
+    new_grants = [grants.new_grant_values(member_id=ids[row.email], level=levels[level_id], starts_at=moment,
+                                          source_kind=GrantSourceKind.IMPORT, note=label)
+                  for row in good for level_id in row.level_ids if (ids[row.email], level_id) not in holding]
+    for chunk in _chunks(new_grants, BATCH):
+        grants.insert_imported(session, chunk, insert_rows=_bulk_insert)
         tick(len(chunk))
-    report.grants_added = len(grants)
+    report.grants_added = len(new_grants)
 
     # Tags: create the names that are new, then tag whoever does not carry them yet.
     names = sorted({t for row in good for t in row.tags})

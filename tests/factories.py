@@ -6,8 +6,8 @@ import itertools
 
 from extensions import db
 from fulfillment.models import FulfillmentRule, Integration
-from membership import services
 from membership.models import Course, Level, Member
+from membership import grants
 
 _seq = itertools.count(1)
 
@@ -54,7 +54,7 @@ def make_rule(integration: Integration, product_id: str, levels: list[Level], *,
 
 
 def grant(member: Member, level: Level, **kwargs):
-    return services.grant_level(db.session, member, level, **kwargs)
+    return grants.open_grant(db.session, member, level, **kwargs)
 
 
 def timeutil_now():

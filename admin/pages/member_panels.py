@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from admin.forms import TagForm
 from admin.pages import MEMBER_SECTIONS, MemberSection, bp, field_error
-from automations import tags as automation_tags
 from billing.models import Invoice, Mandate
 from errors import CoursegateError
 from extensions import db
@@ -108,7 +107,7 @@ def member_tag_add(member_id: int):
         flash(" ".join(form.tag.errors) or "Enter a tag.", "bad")
         return _back(member)
     try:
-        added = automation_tags.tag_member(db.session, member, form.tag.data,
+        added = member_tags.tag_member(db.session, member, form.tag.data,
                                            applied_by=member_tags.AppliedBy.OWNER, source="owner admin",
                                            event_key=f"owner:{uuid.uuid4().hex}")
     except CoursegateError as error:
@@ -126,7 +125,7 @@ def member_tag_add(member_id: int):
 def member_tag_remove(member_id: int):
     member = _member(member_id)
     name = request.form.get("name", "")
-    if not automation_tags.untag_member(db.session, member, name, event_key=f"owner:{uuid.uuid4().hex}"):
+    if not member_tags.untag_member(db.session, member, name, event_key=f"owner:{uuid.uuid4().hex}"):
         db.session.rollback()
         flash("The member does not carry that tag.", "bad")
         return _back(member)

@@ -14,6 +14,7 @@ from admin.pages import MEMBER_SECTIONS, bp, form_status, paginate, submit
 from extensions import db
 from fulfillment.models import Integration
 from membership import courses as catalogue
+from membership import grants
 from membership import services as membership_services
 from membership.errors import MemberNotFound
 from membership.models import Grant, GrantSourceKind, Level, Member
@@ -98,7 +99,7 @@ def member_grant(member_id: int):
 
     def grant_it() -> Grant:
         level = catalogue.get_level(db.session, form.level_id.data)
-        return membership_services.grant_level(db.session, member, level, ends_at=_end(form.ends_on.data),
+        return grants.open_grant(db.session, member, level, ends_at=_end(form.ends_on.data),
                                                note=form.note.data or None)
 
     grant = submit(form, grant_it, default_field="level_id")
@@ -127,7 +128,7 @@ def member_grant_extend(member_id: int, grant_id: int):
     member = _member(member_id)
     grant = _grant(member, grant_id)
     form = ExtendForm()
-    if submit(form, lambda: services.extend_grant(db.session, grant, _end(form.ends_on.data))):
+    if submit(form, lambda: grants.extend(db.session, grant, _end(form.ends_on.data))):
         until = form.ends_on.data.isoformat() if form.ends_on.data else "no end"
         flash(f"“{grant.level.name}” for {member.email} now runs until {until}.")
         return redirect(url_for("admin.member", member_id=member.id))
@@ -139,7 +140,7 @@ def member_grant_revoke(member_id: int, grant_id: int):
     member = _member(member_id)
     grant = _grant(member, grant_id)
     form = RevokeForm()
-    if submit(form, lambda: membership_services.revoke_grant(db.session, grant, form.reason.data)):
+    if submit(form, lambda: grants.revoke_one(db.session, grant, form.reason.data)):
         flash(f"“{grant.level.name}” revoked for {member.email}. Other grants of that level are untouched.")
         return redirect(url_for("admin.member", member_id=member.id))
     return _grant_page(member, grant, ExtendForm(formdata=None), form, 422)

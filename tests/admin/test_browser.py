@@ -20,6 +20,7 @@ from sqlalchemy import select
 import timeutil
 from tests.admin.conftest import OWNER_EMAIL, OWNER_PASSWORD
 from tests.admin.orders import form_body, order_with_bump_and_upsell
+from membership import grants
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -81,7 +82,6 @@ def sign_in(page) -> None:
 def seed_history(app) -> None:
     """Members who joined, and grants revoked, over the last 90 days: something for the chart to show."""
     from extensions import db
-    from membership import services
     from tests import factories
 
     rng = random.Random(8)
@@ -93,7 +93,7 @@ def seed_history(app) -> None:
             member.created_at = now - timedelta(days=rng.randint(0, 89), hours=rng.randint(0, 23))
             grant = factories.grant(member, level, starts_at=member.created_at)
             if n % 5 == 0:
-                services.revoke_grant(db.session, grant, "refund",
+                grants.revoke(db.session, [grant], "refund",
                                       at=member.created_at + timedelta(days=rng.randint(0, 10)))
         db.session.commit()
 

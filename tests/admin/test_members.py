@@ -16,6 +16,7 @@ from fulfillment.models import WebhookEvent
 from membership import services
 from membership.models import Grant, GrantStatus
 from tests import factories
+from membership import grants
 
 
 def test_search_members_by_email_or_name_with_pages(admin, app):
@@ -51,7 +52,7 @@ def test_member_page_shows_grants_with_source_dates_status_and_emails(admin, app
         factories.grant(member, gold, source_kind="order", integration_id=integration.id, order_ref="23370556",
                         line_ref="product-12")
         revoked = factories.grant(member, bonus, note="comp")
-        services.revoke_grant(db.session, revoked, "refund requested")
+        grants.revoke(db.session, [revoked], "refund requested")
         services.queue_welcome_email(db.session, member, [gold])
         db.session.commit()
         member_id = member.id
@@ -224,7 +225,7 @@ def test_dashboard_figures_and_chart(admin, app):
         factories.grant(today, gold, source_kind="order", integration_id=None, order_ref="A", line_ref="bump-1")
         factories.grant(old, gold, source_kind="order", integration_id=None, order_ref="B", line_ref="product-1")
         gone = factories.grant(old, gold)
-        services.revoke_grant(db.session, gone, "refund", at=now - timedelta(days=1))
+        grants.revoke(db.session, [gone], "refund", at=now - timedelta(days=1))
         db.session.add(OutboundEmail(recipient="x@example.com", template="welcome", subject="s", text_body="t",
                                      html_body="h", status=EmailStatus.FAILED))
         # Orders today: processed order deliveries received today, each order once (A, and C of another cart).

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 import timeutil
-from automations import rules, scheduling
+from automations import rules
 from automations.models import AutomationRule
 from automations.triggers import fire
 from emails.models import OutboundEmail
@@ -17,6 +17,7 @@ from membership import services
 from membership.models import Grant, GrantSourceKind, GrantStatus
 from tests import factories
 from tests.automations.helpers import runs, tag_names
+from membership import grants
 
 T0 = datetime(2027, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -26,7 +27,7 @@ def _subscriber(session):
     level = factories.make_level(name="Pro", courses=[course])
     integration = factories.make_integration(grace_days=5, card_update_url="https://cart.example/hub")
     member = factories.make_member(email="sub@example.com", name="Sam")
-    grant = services.grant_level(session, member, level, source_kind=GrantSourceKind.ORDER,
+    grant = grants.open_grant(session, member, level, source_kind=GrantSourceKind.ORDER,
                                  integration_id=integration.id, order_ref="o-1", line_ref="product-1",
                                  subscription_ref="sub-1")
     session.commit()
@@ -59,17 +60,17 @@ def test_failed_payment_then_grace_runs_out_then_payment_recovers(session):
         assert _has_access(session)
 
         clock[0] = T0 + timedelta(days=4, hours=23)
-        assert scheduling.run_due(session) == 0
+        assert grants.run_due_revocations(session) == 0
         session.commit()
         assert _has_access(session)
 
         clock[0] = T0 + timedelta(days=5, minutes=1)
-        assert scheduling.run_due(session) == 1
+        assert grants.run_due_revocations(session) == 1
         session.commit()
         session.refresh(grant)
         assert grant.status == GrantStatus.REVOKED and grant.revoke_reason == "payment_failed"
         assert not _has_access(session)
-        assert scheduling.run_due(session) == 0
+        assert grants.run_due_revocations(session) == 0
 
         clock[0] = T0 + timedelta(days=6)
         fire(session, "payment_recovered", member=member, event_key="webhook:11", integration_id=integration.id,
@@ -94,7 +95,7 @@ def test_payment_recovered_within_the_grace_period_cancels_the_revocation(sessio
         assert tag_names(member) == ["payment-recovered"]
 
         clock[0] = T0 + timedelta(days=30)
-        assert scheduling.run_due(session) == 0
+        assert grants.run_due_revocations(session) == 0
         session.commit()
         assert _has_access(session)
 
@@ -161,7 +162,7 @@ def test_run_due_cli_revokes_scheduled_grants(app, runner):
     with app.app_context():
         member = factories.make_member()
         level = factories.make_level()
-        grant = services.grant_level(db.session, member, level)
+        grant = grants.open_grant(db.session, member, level)
         grant.revoke_at = timeutil.now() - timedelta(minutes=1)
         grant.scheduled_revoke_reason = "cancelled"
         db.session.commit()

@@ -13,6 +13,7 @@ from membership import services
 from membership.models import Grant, Level, Member
 from membership.tags import MemberTag, Tag
 from tests import factories
+from membership import grants
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def test_import_merges_existing_emails_in_any_case(app, runner, catalog, tmp_pat
     with app.app_context():
         member = factories.make_member(email="ann@example.com", name="Old Name")
         gold = db.session.scalar(select(Level).where(Level.slug == "gold"))
-        services.grant_level(db.session, member, gold)
+        grants.open_grant(db.session, member, gold)
         db.session.commit()
     result = runner.invoke(args=["members", "import", _write(tmp_path, GOOD)])
     assert "1 member(s) created, 1 updated" in result.output

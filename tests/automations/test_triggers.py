@@ -12,11 +12,11 @@ from automations.models import AutomationEvent, AutomationRule, RunStatus
 from automations.triggers import MAX_DEPTH, fire
 from emails.models import OutboundEmail
 from extensions import db
-from membership import services
 from membership.models import Grant, GrantStatus
 from membership.tags import AppliedBy, MemberTag
 from tests import factories
 from tests.automations.helpers import make_rule, runs, tag_names
+from membership import grants
 
 ALL_TRIGGERS = ["order_completed", "line_refunded", "subscription_cancelled", "payment_failed", "payment_recovered",
                 "grant_revoked", "tag_added", "tag_removed", "card_updated"]
@@ -84,7 +84,7 @@ def test_filters_on_level_product_and_tag(session):
     fire(session, "order_completed", member=member, event_key="o2", level=gold, product_id="12")
     assert set(tag_names(member)) == {"purchased-13", "purchased-12", "gold-buyer", "bought-12"}
 
-    services_tag = __import__("automations.tags", fromlist=["tag_member"])
+    services_tag = __import__("membership.tags", fromlist=["tag_member"])
     services_tag.tag_member(session, member, "vip", applied_by=AppliedBy.OWNER, source="test", event_key="t1")
     assert "saw-vip" in tag_names(member)
     fire(session, "order_completed", member=member, event_key="o3", level=silver, product_id="14")
@@ -144,7 +144,7 @@ def test_grant_level_for_n_days_and_revoke_level(session):
     revoke_rule = make_rule("tag_added", [{"type": "revoke_level", "level_id": trial.id}], tag="converted")
     watcher = make_rule("grant_revoked", [{"type": "add_tag", "tag": "lost-trial"}], level_id=trial.id)
     start = datetime(2026, 3, 1, tzinfo=UTC)
-    from automations import tags
+    from membership import tags
 
     with timeutil.frozen(start):
         tags.tag_member(session, member, "trial", applied_by=AppliedBy.OWNER, source=None, event_key="e1")
@@ -152,7 +152,7 @@ def test_grant_level_for_n_days_and_revoke_level(session):
         grant = session.scalar(select(Grant).where(Grant.member_id == member.id))
         assert grant.level_id == trial.id and grant.source_kind == "automation"
         assert grant.ends_at == start + timedelta(days=14)
-        services.grant_level(session, member, paid)
+        grants.open_grant(session, member, paid)
         tags.tag_member(session, member, "converted", applied_by=AppliedBy.OWNER, source=None, event_key="e2")
         session.commit()
     assert grant.status == GrantStatus.REVOKED and grant.revoke_reason == f"automation rule #{revoke_rule.id}"
@@ -162,7 +162,7 @@ def test_grant_level_for_n_days_and_revoke_level(session):
 
 
 def test_remove_tag_fires_tag_removed(session):
-    from automations import tags
+    from membership import tags
 
     member = factories.make_member()
     make_rule("tag_added", [{"type": "remove_tag", "tag": "lead"}], tag="customer")
@@ -220,7 +220,7 @@ def test_depth_limit_stops_a_loop_that_bypassed_validation(session):
                        actions=[{"type": "remove_tag", "tag": "flip"}]),
     ])
     session.flush()
-    from automations import tags
+    from membership import tags
 
     tags.tag_member(session, member, "flip", applied_by=AppliedBy.OWNER, source=None, event_key="start")
     session.commit()

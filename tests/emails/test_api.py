@@ -16,6 +16,7 @@ from extensions import db
 from membership import services
 from tests import factories
 from tests.helpers import committed, login_link_in, path_of
+from membership import grants
 
 
 def queue(app, template="welcome", to="ada@example.com", **context):
@@ -155,7 +156,7 @@ def test_a_resent_welcome_email_goes_to_the_members_current_address_with_their_c
     with committed(app) as session:
         member = services.member_by_email(session, "ada@example.com")
         member.email = "ada.new@example.com"
-        services.grant_level(session, member, factories.make_level(name="Platinum"))
+        grants.open_grant(session, member, factories.make_level(name="Platinum"))
     response = api.post(f"/api/v1/emails/{email_id}/resend")
     response.close()
     with app.app_context():

@@ -15,6 +15,7 @@ from membership import login_links
 from membership import services
 from tests import factories
 from tests.helpers import login_link_in, path_of
+from membership import grants
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def buy(app, email: str, name: str = "Grace") -> tuple[int, bool]:
         level = db.session.scalar(select(services.Level).where(services.Level.slug == "gold")) or \
             factories.make_level(name="Gold", slug="gold")
         member, created = services.find_or_create_member(db.session, email, name=name)
-        services.grant_level(db.session, member, level)
+        grants.open_grant(db.session, member, level)
         if created:
             services.queue_welcome_email(db.session, member, [level])
         db.session.commit()

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 import timeutil
 from automations.models import AutomationRun
-from fulfillment import services
+from membership.grants import run_due_revocations
 from membership.tags import MemberTag
 from tests.fulfillment.helpers import emails, grants, load_tc, members, order, post_tc
 from tests.fulfillment.test_thrivecart import subscription_event
@@ -46,7 +46,7 @@ def test_failed_rebill_runs_the_default_dunning_rules_and_recovery_restores_acce
     assert "payment-failed" in tag_names(session)
     assert len(emails("payment_failed")) == 1
     with timeutil.frozen(start + timedelta(days=8)):
-        assert services.run_due_revocations(session) == 1
+        assert run_due_revocations(session) == 1
         session.commit()
     [grant] = grants()
     assert grant.status == "revoked" and grant.revoke_reason == "payment_failed"

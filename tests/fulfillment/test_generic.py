@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 import timeutil
-from fulfillment import services
 from fulfillment.signatures import sign_generic
+from membership.grants import run_due_revocations
 from tests.factories import make_course, make_integration, make_level, make_rule
 from tests.fulfillment.helpers import emails, event_count, grants, members
 
@@ -74,7 +74,7 @@ def test_order_completed_then_every_other_event(client, generic_shop, session):
     [grant] = grants(line_ref="product-sc-100")
     assert grant.status == "active" and grant.revoke_at == period_end
     with timeutil.frozen(period_end + timedelta(seconds=1)):
-        assert services.run_due_revocations(session) == 1
+        assert run_due_revocations(session) == 1
 
 
 @pytest.mark.parametrize("case", ["wrong_secret", "missing", "stale", "future", "malformed", "tampered"])

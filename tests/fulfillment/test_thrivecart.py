@@ -8,11 +8,22 @@ import pytest
 
 import timeutil
 from emails import transport
-from fulfillment import parsers, services
+from fulfillment import parsers
 from membership import services as membership
+from membership.grants import run_due_revocations
 from tests.factories import make_integration, make_member
-from tests.fulfillment.helpers import (ENCODINGS, emails, encode, event, event_count, grants, load_tc, members,
-                                       order, post_tc)
+from tests.fulfillment.helpers import (
+    ENCODINGS,
+    emails,
+    encode,
+    event,
+    event_count,
+    grants,
+    load_tc,
+    members,
+    order,
+    post_tc,
+)
 
 
 @pytest.fixture(params=ENCODINGS)
@@ -385,9 +396,9 @@ def test_cancel_revokes_at_the_end_of_the_paid_period(client, shop, encoding, se
     assert grant.status == "active" and grant.revoke_at == PERIOD_END
     assert grant.scheduled_revoke_reason == "cancelled"
     with timeutil.frozen(PERIOD_END - timedelta(minutes=1)):
-        assert services.run_due_revocations(session) == 0
+        assert run_due_revocations(session) == 0
     with timeutil.frozen(PERIOD_END + timedelta(minutes=1)):
-        assert services.run_due_revocations(session) == 1
+        assert run_due_revocations(session) == 1
         session.commit()
     session.expire_all()
     assert grant.status == "revoked" and grant.revoke_reason == "cancelled"
@@ -431,9 +442,9 @@ def test_rebill_failed_starts_dunning_then_revokes_after_the_grace_period(client
     assert dunning.recipient == "jane.buyer@example.com"
     assert "https://shop.example.com/hub" in dunning.text_body and "7 more day" in dunning.text_body
     with timeutil.frozen(start + timedelta(days=6)):
-        assert services.run_due_revocations(session) == 0
+        assert run_due_revocations(session) == 0
     with timeutil.frozen(start + timedelta(days=7, seconds=1)):
-        assert services.run_due_revocations(session) == 1
+        assert run_due_revocations(session) == 1
         session.commit()
     session.expire_all()
     assert grant.status == "revoked" and grant.revoke_reason == "payment_failed"
@@ -450,7 +461,7 @@ def test_payment_after_a_failed_rebill_clears_past_due_and_cancels_the_revocatio
     [grant] = grants()
     assert grant.status == "active" and grant.revoke_at is None and grant.past_due_since is None
     with timeutil.frozen(timeutil.now() + timedelta(days=30)):
-        assert services.run_due_revocations(session) == 0
+        assert run_due_revocations(session) == 0
 
 
 def test_the_real_rebill_extends_a_duration_level_once(client, shop, encoding):

@@ -119,7 +119,7 @@ def test_card_update_patches_only_the_subscriptions_on_the_old_card_and_account(
     done = signed_in.post("/account/billing/keap/A/card", data={"csrf_token": _csrf(page)})
     done.close()  # the embedded default delivers queued email once the response is closed
 
-    # Back to the member's billing page (member_pages.billing), where the Keap rows sit beside ours.
+    # Back to the member's billing page (billing_cards.billing), where the Keap rows sit beside ours.
     assert done.status_code == 302 and done.headers["Location"].endswith("/account/billing")
     patched = [c.request.url for c in mocked_responses.calls if c.request.method == "PATCH"]
     assert sorted(u.split("/subscriptions/")[1].split("?")[0] for u in patched) == ["A", "B"]

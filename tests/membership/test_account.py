@@ -11,6 +11,7 @@ from membership import services
 from membership.models import GrantStatus
 from tests import factories
 from tests.helpers import committed
+from membership import grants
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -38,7 +39,7 @@ def world(app):
         late.past_due_since = NOW - timedelta(days=1)
         late.revoke_at = NOW + timedelta(days=6)
         gone = factories.grant(ada, bronze, starts_at=NOW - timedelta(days=40))
-        services.revoke_grant(session, gone, "refund", at=NOW - timedelta(days=3))
+        grants.revoke(session, [gone], "refund", at=NOW - timedelta(days=3))
         factories.grant(bob, platinum)
         ids = {"ada": ada.id, "bob": bob.id}
     return ids
@@ -131,16 +132,16 @@ def test_me_is_documented_with_the_session_cookie(client):
     assert spec["components"]["securitySchemes"]["memberSession"]["in"] == "cookie"
 
 
-def test_other_domains_can_add_a_section_and_a_card_update_link(client, world, monkeypatch):
+def test_other_domains_can_add_a_section_and_a_card_update_link(app, client, world, monkeypatch):
     from markupsafe import Markup
 
     from membership import account
 
-    monkeypatch.setattr(account, "_account_sections", {})
-    monkeypatch.setattr(account, "_card_update_urls", {})
-    account.register_account_section("billing", lambda session, member: Markup(
+    monkeypatch.setitem(app.extensions, account.ACCOUNT_SECTIONS, {})
+    monkeypatch.setitem(app.extensions, account.CARD_UPDATE_URLS, {})
+    account.register_account_section(app, "billing", lambda session, member: Markup(
         f"<section><h2>Subscriptions</h2><p>{member.email}</p></section>"))
-    account.register_card_update_url("billing", lambda session, grant: "https://billing.example.com/card")
+    account.register_card_update_url(app, "billing", lambda session, grant: "https://billing.example.com/card")
     with timeutil.frozen(NOW):
         body = as_member(client, world["ada"]).get("/account").get_data(as_text=True)
         me = client.get("/api/v1/me").json
@@ -149,10 +150,10 @@ def test_other_domains_can_add_a_section_and_a_card_update_link(client, world, m
     assert me["notices"][0]["card_update_url"] == "https://billing.example.com/card"
 
 
-def test_past_due_notice_without_a_known_card_link_still_tells_the_member(client, world, monkeypatch):
+def test_past_due_notice_without_a_known_card_link_still_tells_the_member(app, client, world, monkeypatch):
     from membership import account
 
-    monkeypatch.setattr(account, "_card_update_urls", {})
+    monkeypatch.setitem(app.extensions, account.CARD_UPDATE_URLS, {})
     with timeutil.frozen(NOW):
         body = as_member(client, world["ada"]).get("/account").get_data(as_text=True)
     assert "did not go through" in body and "update your card with the store you bought from" in body

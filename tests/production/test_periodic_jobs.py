@@ -15,7 +15,7 @@ import jobs
 import observability
 import schedule
 import timeutil
-from automations import actions
+from membership import grants
 from automations.models import WebhookDelivery, WebhookEndpoint
 from billing.gateways import sandbox
 from billing.models import Invoice, PaymentAttempt
@@ -110,11 +110,11 @@ def test_two_revocation_runs_revoke_each_due_grant_once(app, session, monkeypatc
         grant.revoke_at, grant.scheduled_revoke_reason = past, "cancelled at period end"
     session.commit()
     revoked: list = []
-    slowly(monkeypatch, actions, "revoke_now", revoked, key=lambda session, grant, reason: grant.id)
+    slowly(monkeypatch, grants, "revoke", revoked, key=lambda session, chosen, reason, **kw: [g.id for g in chosen])
 
     two_at_once(app, "automations.run_due")
 
-    per_grant = Counter(revoked)
+    per_grant = Counter(grant_id for ids in revoked for grant_id in ids)
     assert len(per_grant) == 25 and set(per_grant.values()) == {1}, per_grant.most_common(3)
     assert set(session.scalars(select(Grant.status))) == {"revoked"}
 
