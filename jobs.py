@@ -23,6 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 import observability
+import schedule
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +56,6 @@ def celery_init_app(app: Flask) -> Celery:
         broker_connection_retry_on_startup=True,
         timezone="UTC",
     )
-    import schedule
-
     celery_app.conf.update(
         imports=schedule.TASK_MODULES,  # a worker registers every task, not only those imported by chance
         beat_schedule=schedule.beat_schedule(),  # `celery -A worker beat`: the periodic jobs, declared in schedule.py

@@ -18,7 +18,11 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest,
                                multiprocess)
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import text
+from sqlalchemy import func, select, text
+
+import timeutil
+from emails.models import OutboundEmail
+from extensions import db
 
 logger = logging.getLogger("coursegate.request")
 job_logger = logging.getLogger("coursegate.job")
@@ -136,8 +140,6 @@ def migrations_head() -> str | None:
 
 
 def readiness() -> tuple[bool, dict]:
-    from extensions import db
-
     checks: dict = {}
     ok = True
     try:
@@ -176,12 +178,6 @@ class DatabaseCollector:
     """Gauges read from the database at scrape time, so every process reports the same truth."""
 
     def collect(self):
-        from emails.models import OutboundEmail
-        from extensions import db
-        from sqlalchemy import func, select
-
-        import timeutil
-
         emails = GaugeMetricFamily("coursegate_emails", "Emails in the outbox by status", labels=["status"])
         lag = GaugeMetricFamily("coursegate_job_queue_lag_seconds",
                                 "Age of the oldest pending item per queue", labels=["queue"])

@@ -7,6 +7,9 @@ import time
 
 from celery import shared_task
 
+import observability
+from billing import invitations, lifecycle
+from billing.models import CardInvitation
 from extensions import db
 
 logger = logging.getLogger(__name__)
@@ -14,9 +17,6 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="billing.tick")
 def tick() -> str:
-    import observability
-    from billing import lifecycle
-
     started = time.perf_counter()
     report = lifecycle.tick(db.session)
     observability.BILLING_TICK_SECONDS.observe(time.perf_counter() - started)
@@ -32,9 +32,6 @@ def tick() -> str:
 @shared_task(name="billing.send_card_invitation")
 def send_card_invitation(invitation_id: int) -> None:
     """Make an invitation's link and send it (email, SMS). The link exists only in the messages."""
-    from billing import invitations
-    from billing.models import CardInvitation
-
     invitation = db.session.get(CardInvitation, invitation_id, with_for_update=True)
     if invitation is None:
         db.session.rollback()

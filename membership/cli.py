@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 import timeutil
 from extensions import db
-from membership import auth, services
+from membership import auth, bulk, services, transfer
 from membership.models import ApiKey
 
 api_keys_cli = AppGroup("api-keys", help="Owner API keys.")
@@ -90,8 +90,6 @@ def set_external_source(csv_file, source: str, column: str) -> None:
     import csv
     import sys
 
-    from membership import bulk
-
     reader = csv.DictReader(csv_file)
     if not reader.fieldnames or column not in reader.fieldnames:
         raise click.ClickException(f"The CSV has no {column!r} column (columns: {', '.join(reader.fieldnames or [])}).")
@@ -122,8 +120,6 @@ def import_members_command(path: str, dry_run: bool, strict: bool, rejects: str 
     the database as it was.
     """
     import csv as csv_module
-
-    from membership import transfer
 
     try:
         if path == "-":
@@ -169,8 +165,6 @@ def import_members_command(path: str, dry_run: bool, strict: bool, rejects: str 
 @click.argument("path", type=click.Path(dir_okay=False, writable=True, allow_dash=True))
 def export_members_command(path: str) -> None:
     """Export every member to CSV (email, name, levels they can open now, tags, external_source)."""
-    from membership import transfer
-
     total = transfer.member_count(db.session)
     if path == "-":
         stream = contextlib.nullcontext(sys.stdout)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 import timeutil
 from admin import auth
 from admin.forms import ApiKeyForm, SignInForm
-from admin.pages import bp, paginate
+from admin.pages.blueprint import bp, paginate
 from errors import CoursegateError
 from extensions import db
 from membership.auth import create_api_key

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import abort, render_template, request
 from sqlalchemy import select
 
-from admin.pages import bp, paginate
+from admin.pages.blueprint import bp, paginate
 from automations.models import AutomationRule, AutomationRun, RunStatus, WebhookDelivery, WebhookEndpoint
 from extensions import db
 from membership.models import Level

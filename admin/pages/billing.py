@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
 from admin.forms import PlanForm, PlanRenameForm
-from admin.pages import bp, form_status, paginate, submit
+from admin.pages.blueprint import bp, form_status, paginate, submit
 from billing import invoices as billing_invoices
 from billing import mandates as billing_mandates
 from billing import plans as billing_plans

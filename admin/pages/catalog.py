@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
 from admin.forms import CourseForm, LevelForm
-from admin.pages import bp, form_status, paginate, submit
+from admin.pages.blueprint import bp, form_status, paginate, submit
 from extensions import db
 from membership import courses as catalogue
 from membership.models import Course, CourseStatus, Level

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import render_template
 
 from admin import chart, stats
-from admin.pages import DASHBOARD_COUNTS, bp
+from admin.pages.blueprint import DASHBOARD_COUNTS, bp
 from extensions import db
 
 NEW_MEMBERS_COLOUR = "#2271b1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from admin.pages import bp, paginate
+from admin.pages.blueprint import bp, paginate
 from emails import catalog
 from emails import services as email_services
 from emails.errors import CannotResend

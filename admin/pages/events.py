@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import timeutil
-from admin.pages import DASHBOARD_COUNTS, DashboardCount, bp, paginate
+from admin.pages.blueprint import DASHBOARD_COUNTS, DashboardCount, bp, paginate
 from errors import CoursegateError
 from extensions import db
 from fulfillment import parsers, rules

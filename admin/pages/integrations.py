@@ -9,7 +9,7 @@ from wtforms import SelectChoice
 
 from admin import services
 from admin.forms import IntegrationForm, IntegrationSettingsForm, MappingForm, ProductPickForm
-from admin.pages import bp, form_status, paginate, submit
+from admin.pages.blueprint import bp, form_status, paginate, submit
 from extensions import db
 from fulfillment import keap_post, rules
 from fulfillment.models import Integration, IntegrationKind

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import flash, redirect, request, session, url_for
 
 from admin.auth import SESSION_KEY
-from admin.pages import MEMBER_SECTIONS, MemberSection, bp
+from admin.pages.blueprint import MEMBER_SECTIONS, MemberSection, bp
 from billing import card_updates, invitations
 from billing.invitation_api import invite
 from errors import CoursegateError

@@ -11,7 +11,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from admin.forms import TagForm
-from admin.pages import MEMBER_SECTIONS, MemberSection, bp, field_error
+from admin.pages.blueprint import MEMBER_SECTIONS, MemberSection, bp, field_error
 from billing.models import Invoice, Mandate
 from errors import CoursegateError
 from extensions import db

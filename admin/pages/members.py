@@ -10,7 +10,7 @@ from wtforms import SelectChoice
 
 from admin import services
 from admin.forms import ExtendForm, GrantForm, MemberForm, RevokeForm
-from admin.pages import MEMBER_SECTIONS, bp, form_status, paginate, submit
+from admin.pages.blueprint import MEMBER_SECTIONS, bp, form_status, paginate, submit
 from extensions import db
 from fulfillment.models import Integration
 from membership import courses as catalogue

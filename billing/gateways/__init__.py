@@ -9,6 +9,8 @@ from billing.gateways.base import CardDetails, ChargeResult, Gateway, SetupStart
 
 def get(name: str | None = None) -> Gateway:
     name = name or current_app.config["BILLING_GATEWAY"]
+    # Imported when chosen: a host that never bills through Stripe never loads the Stripe SDK (a large import
+    # for every process), and the sandbox's module (with its hosted card page) is not needed in production.
     if name == "sandbox":
         from billing.gateways.sandbox import SandboxGateway
 
