@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import IntegerConverter
 
 import config
+import transactions
 from errors import HTTP_CODES, CoursegateError, ErrorResponsesPlugin
 
 logger = logging.getLogger(__name__)
@@ -36,9 +37,19 @@ def configure_logging() -> None:
     configure_logging.done = True  # type: ignore[attr-defined]
 
 
+class Coursegate(Flask):
+    """Flask with the request's transaction boundary (transactions.py): a view's work commits once, right after
+    the view answered success."""
+
+    def dispatch_request(self):
+        rv = super().dispatch_request()
+        transactions.commit_view(rv)
+        return rv
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     configure_logging()
-    app = Flask(__name__, instance_relative_config=True)
+    app = Coursegate(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(config.DEFAULTS)
     app.config.from_mapping(config.from_environment(app.instance_path))

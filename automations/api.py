@@ -78,7 +78,6 @@ def create_tag(data):
     if db.session.scalar(select(Tag.id).where(Tag.name == data["name"])) is not None:
         raise DuplicateTag()
     tag = member_tags.get_or_create_tag(db.session, data["name"])
-    db.session.commit()
     return db.session.scalar(select(Tag).options(undefer(Tag.member_count)).where(Tag.id == tag.id))
 
 
@@ -87,7 +86,6 @@ def create_tag(data):
 def delete_tag(name):
     """Delete a tag and take it off every member (fires no ``tag_removed``)."""
     member_tags.delete_tag(db.session, member_tags.get_tag(db.session, name))
-    db.session.commit()
 
 
 @blp.route("/tags/<name>/members", methods=["GET"])
@@ -113,9 +111,8 @@ def list_member_tags(member_id):
 def add_member_tag(data, member_id):
     """Tag a member (runs the ``tag_added`` automations). 200 when the member already carried the tag."""
     member = _member(member_id)
-    added = member_tags.tag_member(db.session, member, data["name"], applied_by=AppliedBy.OWNER, source="owner API",
-                            event_key=f"owner:{uuid.uuid4().hex}")
-    db.session.commit()
+    added = member_tags.tag_member(db.session, member, data["name"], applied_by=AppliedBy.OWNER,
+                                   source="owner API", event_key=f"owner:{uuid.uuid4().hex}")
     row = next(r for r in member_tags.member_tags(db.session, member.id) if r.tag.name == data["name"])
     return row, (201 if added else 200)
 
@@ -127,7 +124,6 @@ def remove_member_tag(member_id, name):
     member = _member(member_id)
     if not member_tags.untag_member(db.session, member, name, event_key=f"owner:{uuid.uuid4().hex}"):
         raise TagNotFound("The member does not carry that tag.")
-    db.session.commit()
 
 
 @blp.route("/integrations/<int:integration_id>/tag-names", methods=["GET"])
@@ -145,7 +141,6 @@ def get_tag_names(integration_id):
 def set_tag_names(data, integration_id):
     """Rename built-in event tags: null restores the default, "" applies no tag for that event."""
     templates = tags.set_tag_name_templates(db.session, integration_id, data)
-    db.session.commit()
     return {"integration_id": integration_id, "templates": templates, "defaults": tags.DEFAULT_TEMPLATES}
 
 
@@ -157,7 +152,6 @@ def set_tag_names(data, integration_id):
 def list_rules():
     """Every automation rule, oldest first (the default failed-payment rules appear on first use)."""
     rules.ensure_defaults(db.session)
-    db.session.commit()
     return select(AutomationRule).order_by(AutomationRule.id)
 
 
@@ -170,7 +164,6 @@ def create_rule(data):
     422 ``automation_loop`` when the rule could trigger itself through other rules; 422 ``invalid_automation``
     when it refers to a level, endpoint or email that does not exist."""
     rule = rules.create_rule(db.session, data)
-    db.session.commit()
     return rule
 
 
@@ -187,7 +180,6 @@ def automation_catalog():
 def install_defaults():
     """Create any missing rule of the default failed-payment set; returns the rules created."""
     created = rules.install_defaults(db.session)
-    db.session.commit()
     return created
 
 
@@ -202,7 +194,6 @@ def get_rule(rule_id):
 @blp.response(200, AutomationOut)
 def update_rule(data, rule_id):
     rule = rules.update_rule(db.session, rules.get_rule(db.session, rule_id), data)
-    db.session.commit()
     return rule
 
 
@@ -211,7 +202,6 @@ def update_rule(data, rule_id):
 def delete_rule(rule_id):
     """Delete a rule; its runs stay in the log."""
     rules.delete_rule(db.session, rules.get_rule(db.session, rule_id))
-    db.session.commit()
 
 
 def _runs(rule_id=None, member_id=None, status=None):
@@ -268,7 +258,6 @@ def create_endpoint(data):
     """Register a URL to receive events, signed with ``X-Coursegate-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
     "<t>.<raw body>">``. The secret (generated unless given) is returned this once only."""
     endpoint = webhooks.create_endpoint(db.session, data)
-    db.session.commit()
     return endpoint
 
 
@@ -283,7 +272,6 @@ def get_endpoint(endpoint_id):
 @blp.response(200, WebhookEndpointOut)
 def update_endpoint(data, endpoint_id):
     endpoint = webhooks.update_endpoint(db.session, webhooks.get_endpoint(db.session, endpoint_id), data)
-    db.session.commit()
     return endpoint
 
 
@@ -291,7 +279,6 @@ def update_endpoint(data, endpoint_id):
 @blp.response(204)
 def delete_endpoint(endpoint_id):
     webhooks.delete_endpoint(db.session, webhooks.get_endpoint(db.session, endpoint_id))
-    db.session.commit()
 
 
 @blp.route("/webhook-endpoints/<int:endpoint_id>/deliveries", methods=["GET"])
@@ -320,5 +307,4 @@ def redeliver(endpoint_id, delivery_id):
     """Send a delivery's body again as a new delivery (sent after this response)."""
     original = webhooks.get_delivery(db.session, webhooks.get_endpoint(db.session, endpoint_id), delivery_id)
     delivery = webhooks.redeliver(db.session, original)
-    db.session.commit()
     return delivery

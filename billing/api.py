@@ -38,7 +38,6 @@ def list_plans(state=None):
 def create_plan(data):
     """Create a plan. Its price and interval can never change afterwards."""
     plan = plans.create_plan(db.session, **data)
-    db.session.commit()
     return plan
 
 
@@ -55,7 +54,6 @@ def get_plan(plan_id):
 def update_plan(data, plan_id):
     """Rename a plan. A different amount, currency or interval is refused with 409 ``plan_immutable``."""
     plan = plans.update_plan(db.session, plans.get_plan(db.session, plan_id), data)
-    db.session.commit()
     return plan
 
 
@@ -64,7 +62,6 @@ def update_plan(data, plan_id):
 def pause_plan(plan_id):
     """No new sign-ups; existing subscriptions keep billing."""
     plan = plans.pause_plan(db.session, plans.get_plan(db.session, plan_id))
-    db.session.commit()
     return plan
 
 
@@ -72,7 +69,6 @@ def pause_plan(plan_id):
 @blp.response(200, PlanOut)
 def resume_plan(plan_id):
     plan = plans.resume_plan(db.session, plans.get_plan(db.session, plan_id))
-    db.session.commit()
     return plan
 
 
@@ -81,7 +77,6 @@ def resume_plan(plan_id):
 def delete_plan(plan_id):
     """Delete: cancels every live subscription (reason ``plan_deleted``), voids open invoices, emails customers."""
     plan = plans.delete_plan(db.session, plans.get_plan(db.session, plan_id))
-    db.session.commit()
     return plan
 
 
@@ -114,7 +109,6 @@ def cancel_mandate(mandate_id):
     """Cancel a subscription: no further charges; access runs to the end of the paid period."""
     mandate = mandates.cancel_mandate(db.session, mandates.get_mandate(db.session, mandate_id),
                                       reason="owner_cancelled")
-    db.session.commit()
     return mandate
 
 
@@ -146,7 +140,6 @@ def get_invoice(invoice_id):
 def void_invoice(invoice_id):
     """Void an open invoice: it will not be charged."""
     invoice = invoices.void_invoice(db.session, invoices.get_invoice(db.session, invoice_id), "owner_voided")
-    db.session.commit()
     return invoice
 
 
@@ -156,5 +149,4 @@ def retry_invoice(invoice_id):
     """Charge an open invoice now with the subscription's card; the attempt's outcome is in ``attempts``."""
     invoice = invoices.get_invoice(db.session, invoice_id)
     invoices.retry_now(db.session, invoice, initiated_by="owner")
-    db.session.commit()
     return invoice

@@ -67,7 +67,6 @@ def invite(member: Member, data: dict, created_by_ref: str | None) -> CardInvita
     """Create, queue the message after commit, commit. Shared by the API and the admin panel."""
     invitation = invitations.create(db.session, member, created_by_ref=created_by_ref, **data)
     jobs.after_commit(db.session, tasks.send_card_invitation, invitation.id)
-    db.session.commit()
     return invitation
 
 
@@ -98,5 +97,4 @@ def get_invitation(invitation_id):
 def revoke_invitation(invitation_id):
     """Revoke a sent or opened invitation: the link stops working."""
     invitation = invitations.revoke(db.session, invitations.get(db.session, invitation_id))
-    db.session.commit()
     return invitation

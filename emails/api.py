@@ -51,7 +51,6 @@ def resend_email(email_id):
     A welcome or login-link email is rendered anew with a new login link (the stored one may have expired or
     been used), to the member's current address."""
     email = services.resend(db.session, services.get_email(db.session, email_id))
-    db.session.commit()
     return email
 
 
@@ -76,7 +75,6 @@ def put_template(data, name):
     """Set the owner's subject and/or body text. Placeholders are checked: an unknown one is refused with 422
     ``unknown_placeholder``, a required one left out with 422 ``missing_placeholder``."""
     override = services.set_override(db.session, name, subject=data["subject"], body=data["body"])
-    db.session.commit()
     return template_view(services.template_kind(name), override)
 
 
@@ -85,7 +83,6 @@ def put_template(data, name):
 def delete_template(name):
     """Back to the built-in subject and body."""
     services.delete_override(db.session, name)
-    db.session.commit()
 
 
 @blp.route("/email-templates/<name>/preview", methods=["POST"])

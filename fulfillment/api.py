@@ -36,7 +36,6 @@ def create_integration(data):
 
     422 ``no_published_course`` while no course is published."""
     integration = rules.create_integration(db.session, data)
-    db.session.commit()
     return integration
 
 
@@ -51,7 +50,6 @@ def get_integration(integration_id):
 @blp.response(200, IntegrationOut)
 def update_integration(data, integration_id):
     integration = rules.update_integration(db.session, rules.get_integration(db.session, integration_id), data)
-    db.session.commit()
     return integration
 
 
@@ -60,7 +58,6 @@ def update_integration(data, integration_id):
 def delete_integration(integration_id):
     """Delete an integration and its rules; grants it gave stay."""
     rules.delete_integration(db.session, rules.get_integration(db.session, integration_id))
-    db.session.commit()
 
 
 @blp.route("/integrations/<int:integration_id>/keap-setup", methods=["GET"])
@@ -90,7 +87,6 @@ def list_rules(integration_id):
 def create_rule(data, integration_id):
     """Map a product (optionally one pricing option; item type product, bump, upsell or downsell) to levels."""
     rule = rules.create_rule(db.session, rules.get_integration(db.session, integration_id), data)
-    db.session.commit()
     return rule
 
 
@@ -106,7 +102,6 @@ def get_rule(integration_id, rule_id):
 def update_rule(data, integration_id, rule_id):
     integration = rules.get_integration(db.session, integration_id)
     rule = rules.update_rule(db.session, rules.get_rule(db.session, integration, rule_id), data)
-    db.session.commit()
     return rule
 
 
@@ -115,7 +110,6 @@ def update_rule(data, integration_id, rule_id):
 def delete_rule(integration_id, rule_id):
     integration = rules.get_integration(db.session, integration_id)
     rules.delete_rule(db.session, rules.get_rule(db.session, integration, rule_id))
-    db.session.commit()
 
 
 # --- webhook events ---------------------------------------------------------------------------------
@@ -157,5 +151,4 @@ def replay_event(event_id):
 
     409 ``event_already_processed`` for an event that was processed (it would apply twice)."""
     row = services.replay(db.session, _event(event_id))
-    db.session.commit()
     return row

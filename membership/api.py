@@ -41,7 +41,6 @@ def list_courses(status=None):
 def create_course(data):
     """Create a course (draft unless told otherwise)."""
     course = courses.create_course(db.session, **data)
-    db.session.commit()
     return course
 
 
@@ -57,7 +56,6 @@ def get_course(course_id):
 def update_course(data, course_id):
     """Change a course's title, slug or status (publish it with ``{"status": "published"}``)."""
     course = courses.update_course(db.session, courses.get_course(db.session, course_id), data)
-    db.session.commit()
     return course
 
 
@@ -65,7 +63,6 @@ def update_course(data, course_id):
 @blp.response(204)
 def delete_course(course_id):
     courses.delete_course(db.session, courses.get_course(db.session, course_id))
-    db.session.commit()
 
 
 # --- levels ----------------------------------------------------------------------------------------
@@ -84,7 +81,6 @@ def list_levels():
 def create_level(data):
     """Create an access level (a bundle of courses); ``duration_days`` null means lifetime."""
     level = courses.create_level(db.session, **data)
-    db.session.commit()
     return level
 
 
@@ -99,7 +95,6 @@ def get_level(level_id):
 @blp.response(200, LevelOut)
 def update_level(data, level_id):
     level = courses.update_level(db.session, courses.get_level(db.session, level_id), data)
-    db.session.commit()
     return level
 
 
@@ -108,7 +103,6 @@ def update_level(data, level_id):
 def delete_level(level_id):
     """Delete a level that no grant uses (409 ``level_in_use`` otherwise)."""
     courses.delete_level(db.session, courses.get_level(db.session, level_id))
-    db.session.commit()
 
 
 # --- members and grants ----------------------------------------------------------------------------
@@ -145,7 +139,6 @@ def create_member(data):
     member = services.create_member(db.session, data["email"], name=data["name"],
                                     external_source=data["external_source"])
     member.phone = data.get("phone")
-    db.session.commit()
     return member
 
 
@@ -158,7 +151,6 @@ def bulk_update_members(data):
     Set-based; reports how many matched and changed, and which emails or ids were not found."""
     result = bulk.set_external_source(db.session, data["external_source"], member_ids=data.get("member_ids"),
                                       level_id=data.get("level_id"), emails=data.get("emails"))
-    db.session.commit()
     return result.as_dict()
 
 
@@ -173,7 +165,6 @@ def get_member(member_id):
 @blp.response(200, MemberOut)
 def update_member(data, member_id):
     member = services.update_member(db.session, _member(member_id), data)
-    db.session.commit()
     return member
 
 
@@ -198,7 +189,6 @@ def create_grant(data, member_id):
     level = courses.levels_by_ids(db.session, [data["level_id"]], field="level_id")[0]
     grant = grants.open_grant(db.session, member, level, starts_at=data["starts_at"], ends_at=data["ends_at"],
                               note=data["note"])
-    db.session.commit()
     return grant
 
 
@@ -221,7 +211,6 @@ def get_grant(grant_id):
 def revoke_grant(data, grant_id):
     """Revoke one grant now; other grants of the same level keep their access."""
     grant = grants.revoke_one(db.session, _grant(grant_id), data["reason"])
-    db.session.commit()
     return grant
 
 

@@ -120,8 +120,9 @@ def field_error(form, error: CoursegateError, default_field: str | None = None) 
 
 
 def submit(form, action: Callable[[], T], *, default_field: str | None = None) -> T | None:
-    """The boundary for a form post: validate, run the service, commit once. On a refusal, roll back and put
-    the message on the form. Returns what the service returned, or None when the form must be shown again."""
+    """A form post: validate and run the service (the request commits once the page answers). On a refusal,
+    roll back and put the message on the form. Returns what the service returned, or None when the form must
+    be shown again."""
     if not form.validate_on_submit():
         return None
     try:
@@ -130,7 +131,6 @@ def submit(form, action: Callable[[], T], *, default_field: str | None = None) -
         db.session.rollback()
         field_error(form, error, default_field)
         return None
-    db.session.commit()
     return result
 
 

@@ -260,7 +260,7 @@ def test_dashboard_figures_and_chart(admin, app):
 def test_other_domains_can_add_a_panel_to_the_member_page_and_a_dashboard_figure(admin, app):
     from jinja2 import ChoiceLoader, DictLoader
 
-    from admin import pages
+    from admin.pages import blueprint as pages
 
     app.jinja_env.loader = ChoiceLoader([DictLoader({"orders/_member.html": "<p>{{ panel.count }} orders of "
                                                                              "{{ member.email }}</p>"}),
