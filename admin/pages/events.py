@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import timeutil
+from admin import stats
 from admin.pages import DASHBOARD_COUNTS, DashboardCount, bp, paginate
 from errors import CoursegateError
 from extensions import db
@@ -63,12 +64,15 @@ def events():
     email = request.args.get("email", "").strip().lower()[:320]
     if email:
         query = query.where(WebhookEvent.email == email)
+    orders_today = request.args.get("orders") == "today"  # the dashboard's "orders today" figure
+    if orders_today:
+        query = query.where(*stats.orders_today_conditions())
     page = paginate(query)
     integrations = list(db.session.scalars(select(Integration).order_by(Integration.name)))
     names = {integration.id: integration.name for integration in integrations}
     return render_template("admin/events.html", page=page, status=status, email=email,
                            integration_id=integration_id, integrations=integrations, names=names,
-                           statuses=STATUS_FILTERS)
+                           statuses=STATUS_FILTERS, orders_today=orders_today)
 
 
 @bp.get("/events/needing-attention")
