@@ -27,7 +27,7 @@ NAME_SCAN_LIMIT = 300
 # Processing runs inside the request that received (or replayed) the delivery: what it did is stamped within
 # this span before ``processed_at``.
 PROCESSING_SPAN = timedelta(seconds=120)
-SLACK = timedelta(seconds=2)
+SLACK = timedelta(seconds=2)  # emails and tags stamped just after ``processed_at``, in the same transaction
 
 
 def _parsed(row: WebhookEvent) -> parsers.OrderEvent | None:
@@ -91,7 +91,8 @@ def outcome(session: Session, row: WebhookEvent) -> Outcome:
     result = Outcome(unmapped=_unmapped(session, row, event))
     if row.processed_at is None or row.status == EventStatus.DUPLICATE:
         return result
-    since = max(row.received_at, row.processed_at - PROCESSING_SPAN) - SLACK
+    # Never before the delivery arrived: an earlier delivery of the same order did what came before.
+    since = max(row.received_at, row.processed_at - PROCESSING_SPAN)
     until = row.processed_at + SLACK
     member = session.scalar(select(Member).where(Member.email == row.email)) if row.email else None
     refs = [Grant.order_ref == row.order_ref] if row.order_ref else []
@@ -107,7 +108,7 @@ def outcome(session: Session, row: WebhookEvent) -> Outcome:
     if member is None:
         return result
     result.member = member
-    result.member_created = since <= member.created_at <= until
+    result.member_created = row.received_at <= member.created_at <= until
     result.emails = list(session.scalars(select(OutboundEmail).where(
         OutboundEmail.member_id == member.id, OutboundEmail.created_at >= since, OutboundEmail.created_at <= until)
         .order_by(OutboundEmail.id)))

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import timeutil
-from admin import stats
+from admin import deliveries, stats
 from admin.pages import DASHBOARD_COUNTS, DashboardCount, bp, paginate
 from errors import CoursegateError
 from extensions import db
@@ -101,8 +101,16 @@ def event(event_id: int):
     row = _event(event_id)
     original = db.session.get(WebhookEvent, row.duplicate_of_id) if row.duplicate_of_id else None
     return render_template("admin/event.html", event=row, payload=pretty_payload(row), original=original,
+                           outcome=deliveries.outcome(db.session, row), mapping_link=_mapping_link,
                            replayable=(original or row).status not in (EventStatus.PROCESSED,
                                                                         EventStatus.DUPLICATE))
+
+
+def _mapping_link(row: WebhookEvent, line) -> str:
+    """Where the rule for an unmapped item is made: its product's form, or the integration's upsells page."""
+    if line.item_type in (ItemType.UPSELL, ItemType.DOWNSELL):
+        return url_for("admin.funnel_mapping", integration_id=row.integration_id)
+    return url_for("admin.product_mapping", integration_id=row.integration_id, product_id=line.product_id)
 
 
 @bp.post("/events/<int:event_id>/replay")
