@@ -199,8 +199,12 @@ def test_an_event_page_says_what_the_delivery_did(admin, app, client):
         assert f"({line_ref})" in did
     assert len(grants) == 3
     assert f'<a href="/admin/emails/{welcome.id}">welcome</a>' in did
+    assert tags  # the built-in purchase tags
     for name in tags:
         assert f'<span class="badge active">{name}</span>' in did
+    member_page = admin.get(f"/admin/members/{member_id}").text
+    assert "on order completed: order 23370556, product-12" in member_page
+    assert "order:" not in member_page.split('id="tags"', 1)[1].split("</ul>", 1)[0]
     assert "Grants revoked</dt><dd>none" in did
 
     # The redelivery changed nothing and says which delivery it repeats.
