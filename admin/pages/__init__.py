@@ -156,3 +156,4 @@ def paginate(query, per_page: int = 50) -> Page:
 
 from admin.pages import account, catalog, dashboard, emails, integrations, members  # noqa: E402,F401
 from admin.pages import automations, billing, events, invitations, member_panels  # noqa: E402,F401
+from admin.pages import reports  # noqa: E402,F401
