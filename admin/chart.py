@@ -28,9 +28,9 @@ def axis(value: int, ticks: int = 4) -> tuple[int, int]:
 
 
 def line_chart(days: list[date], series: list[Series], *, title: str, width: int = 720, height: int = 240,
-               label_every: int = 14, label_format: str = "%d %b") -> Markup:
+               label_every: int = 14, label_format: str = "%d %b", ident: str = "chart") -> Markup:
     """One line per series over ``days`` (or months: any dates), with a date label every ``label_every`` points
-    counted back from the last."""
+    counted back from the last. ``ident`` prefixes the title's and description's ids: one per chart on a page."""
     left, right, top, bottom = 40, 12, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     step, top_value = axis(max((v for s in series for v in s.values), default=0))
@@ -43,10 +43,10 @@ def line_chart(days: list[date], series: list[Series], *, title: str, width: int
         return top + plot_h - plot_h * v / top_value
 
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="chart-title chart-desc" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="{ident}-title {ident}-desc" '
         f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">',
-        f'<title id="chart-title">{escape(title)}</title>',
-        f'<desc id="chart-desc">{escape(_summary(days, series))}</desc>',
+        f'<title id="{ident}-title">{escape(title)}</title>',
+        f'<desc id="{ident}-desc">{escape(_summary(days, series))}</desc>',
     ]
     for value in range(0, top_value + 1, step):  # horizontal grid lines with labels
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '

@@ -34,11 +34,12 @@ def money_at_risk():
         chart.Series("Recovered", [m.carts.recovered + m.ours.recovered for m in report.months], RECOVERED_COLOUR,
                      dash="6 4"),
         chart.Series("Lapsed", [m.carts.lapsed + m.ours.lapsed for m in report.months], LAPSED_COLOUR, dash="2 3"),
-    ], title=f"Failed payments per month, last {months} months", label_every=every, label_format="%b %Y")
+    ], title=f"Failed payments per month, last {months} months", label_every=every, label_format="%b %Y",
+        ident="failures-chart")
     mrr = chart.line_chart(days, [chart.Series(f"MRR ({report.currency.upper()})",
                                                [m.mrr // 100 for m in report.months], MRR_COLOUR)],
                            title=f"Monthly recurring revenue of our plans, last {months} months",
-                           label_every=every, label_format="%b %Y")
+                           label_every=every, label_format="%b %Y", ident="mrr-chart")
     return render_template("admin/money_at_risk.html", report=report, months=months, choices=MONTH_CHOICES,
                            currencies=currencies, failures=failures, mrr=mrr, this_month=report.months[-1],
                            colours=(FAILED_COLOUR, RECOVERED_COLOUR, LAPSED_COLOUR, MRR_COLOUR))

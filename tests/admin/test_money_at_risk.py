@@ -25,6 +25,7 @@ def test_the_page_shows_the_same_figures_as_the_api(admin, books):  # noqa: F811
     october = re.search(r'<th scope="row">2026-10</th>(.*?)</tr>', html, re.S).group(1)
     assert "49.00 USD" in october and "149.00 USD" in october  # kept 49.00; MRR 49 + 100
     assert html.count('<svg class="chart"') == 2
+    assert 'id="failures-chart-title"' in html and 'id="mrr-chart-title"' in html  # one id per chart
     assert "Oct 2026" in html and "Dec 2026" in html
     assert html.count("<polyline") == 4  # failed, recovered, lapsed; MRR
 
