@@ -71,7 +71,7 @@ def line_chart(days: list[date], series: list[Series], *, title: str, width: int
 def stroke_width(index: int, count: int) -> int:
     """Each line is drawn over the ones before it, and narrower, so where two lines share their values
     (both 0 on a quiet day) the earlier, wider line still shows on both sides of the later one."""
-    return 2 + 3 * (count - 1 - index)
+    return 2 + 2 * (count - 1 - index)
 
 
 def _summary(days: list[date], series: list[Series]) -> str:

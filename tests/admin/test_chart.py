@@ -33,7 +33,7 @@ def test_lines_with_the_same_values_do_not_hide_each_other():
                          title="t"))
     first, second = re.findall(r'<polyline[^>]*stroke-width="(\d+)"[^>]*points="([^"]+)"', svg)
     assert first[1] == second[1]  # the very same points
-    assert int(first[0]) >= int(second[0]) + 2  # a 2px line on a 5px one leaves 1.5px showing on each side
+    assert int(first[0]) >= int(second[0]) + 2  # a 2px line on a 4px one leaves 1px showing on each side
 
 
 def test_monthly_labels():
