@@ -145,7 +145,8 @@ def _subscription_key(row: WebhookEvent) -> str | None:
 def _cart_failures(session: Session, report: dict[date, Month], since: datetime, now: datetime) -> None:
     graces = {i.id: timedelta(days=i.grace_days) for i in session.scalars(select(Integration))}
     rows = session.scalars(select(WebhookEvent).where(
-        WebhookEvent.event_type.in_(CART_FAILED_TYPES + CART_PAID_TYPES), WebhookEvent.integration_id.in_(graces),
+        WebhookEvent.event_type.in_(CART_FAILED_TYPES + CART_PAID_TYPES),
+        WebhookEvent.integration_id.in_(list(graces)),
         WebhookEvent.status == EventStatus.PROCESSED, WebhookEvent.test_mode.is_(False),
         # Payments up to a grace period before the window still decide failures inside it.
         WebhookEvent.received_at >= since - max(graces.values(), default=timedelta(0)))
