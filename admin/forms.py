@@ -56,6 +56,15 @@ KIND_CHOICES = [SelectChoice("thrivecart", "ThriveCart"), SelectChoice("stripe",
 CANCEL_CHOICES = [SelectChoice("period_end", "At the end of the paid period"), SelectChoice("immediately", "Immediately")]
 
 
+# The settings only some kinds of cart use (the rest apply to every kind). A Keap integration's key is in
+# its Post URL, and Keap sends neither test orders nor line items to read.
+KIND_FIELDS = {"secret": {"thrivecart", "stripe", "generic"}, "api_key": {"stripe"},
+               "accept_test_orders": {"thrivecart", "stripe", "generic"}}
+SECRET_HINTS = {"thrivecart": "Your ThriveCart secret word (Settings → API & webhooks).",
+                "stripe": "The endpoint's whsec_… signing secret.",
+                "generic": "The key your cart signs deliveries with."}
+
+
 class IntegrationSettingsForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
     secret = StringField("Secret", validators=[Optional(), Length(min=8, max=255)], filters=[strip],
@@ -71,14 +80,24 @@ class IntegrationSettingsForm(FlaskForm):
     card_update_url = URLField("Card update page", validators=[Optional(), URL(require_tld=False), Length(max=500)],
                                filters=[strip], description="Where a failed-payment email sends the member.")
 
+    def for_kind(self, kind: str) -> None:
+        """Keep only the fields this kind of cart uses (an edit form, whose kind is fixed)."""
+        for name, kinds in KIND_FIELDS.items():
+            if kind not in kinds and name in self:
+                delattr(self, name)
+        if "secret" in self and kind in SECRET_HINTS:
+            self.secret.description = SECRET_HINTS[kind] + " Leave empty to keep the current one."
+
     def settings(self) -> dict:
-        data = {"name": self.name.data, "accept_test_orders": self.accept_test_orders.data,
+        data = {"name": self.name.data,
                 "cancel_access": self.cancel_access.data,
                 "grace_days": 7 if self.grace_days.data is None else self.grace_days.data,
                 "card_update_url": self.card_update_url.data or None}
-        if self.secret.data:
+        if "accept_test_orders" in self:
+            data["accept_test_orders"] = self.accept_test_orders.data
+        if "secret" in self and self.secret.data:
             data["secret"] = self.secret.data
-        if self.api_key.data:
+        if "api_key" in self and self.api_key.data:
             data["api_key"] = self.api_key.data
         return data
 
@@ -94,7 +113,11 @@ class IntegrationForm(IntegrationSettingsForm):
         return ok
 
     def settings(self) -> dict:
-        return {"kind": self.kind.data, **super().settings()}
+        data = {"kind": self.kind.data, **super().settings()}
+        for name, kinds in KIND_FIELDS.items():
+            if self.kind.data not in kinds:
+                data.pop(name, None)
+        return data
 
 
 class ProductPickForm(FlaskForm):
@@ -107,45 +130,64 @@ class ProductPickForm(FlaskForm):
 
 class OptionRow(Form):
     ref = StringField("Id", validators=[Optional(), Length(max=100)], filters=[strip])
-    level_ids = SelectMultipleField("Levels", coerce=int)
+    level_ids = MultiCheckboxField("Levels", coerce=int)
 
     def validate_level_ids(self, field):
         if self.ref.data and not field.data:
-            raise ValidationError("Choose at least one level, or clear the id to remove this row.")
+            raise ValidationError("Tick at least one level, or clear the id to remove this row.")
         if field.data and not self.ref.data:
             raise ValidationError("Enter the id this row is for.")
 
 
-class MappingForm(FlaskForm):
-    mode = RadioField("Pricing options", default="all", choices=[
-        SelectChoice("all", "The same level(s) for every pricing option"),
-        SelectChoice("per_option", "A level per pricing option"),
-    ])
-    level_ids = MultiCheckboxField("Levels for every pricing option", coerce=int)
-    options = FieldList(FormField(OptionRow), label="Levels per pricing option")
-    bump_level_ids = SelectMultipleField("Level(s) the bump unlocks", coerce=int)
-    upsells = FieldList(FormField(OptionRow), label="Upsells")
-    downsells = FieldList(FormField(OptionRow), label="Downsells")
+class _RowsForm(FlaskForm):
+    ROW_LISTS: tuple[str, ...] = ()
+
+    def row_lists(self):
+        return [getattr(self, name) for name in self.ROW_LISTS]
 
     def set_level_choices(self, choices: list[SelectChoice]) -> None:
-        self.level_ids.choices = choices
-        self.bump_level_ids.choices = choices
-        for rows in (self.options, self.upsells, self.downsells):
+        for name in self._fields:
+            if isinstance(self._fields[name], MultiCheckboxField):
+                self._fields[name].choices = choices
+        for rows in self.row_lists():
             for row in rows:
                 row.form.level_ids.choices = choices
 
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
-        if self.mode.data == "per_option" and not any(row.form.ref.data for row in self.options):
-            self.options.errors.append("Add at least one pricing option, or choose the same levels for all.")
-            ok = False
-        for rows in (self.options, self.upsells, self.downsells):
+        for rows in self.row_lists():
             refs = [row.form.ref.data for row in rows if row.form.ref.data]
             duplicates = sorted({ref for ref in refs if refs.count(ref) > 1})
             if duplicates:
                 rows.errors.append(f"Each id once, please: {', '.join(duplicates)} appears more than once.")
                 ok = False
         return ok
+
+
+class MappingForm(_RowsForm):
+    ROW_LISTS = ("options",)
+
+    mode = RadioField("Pricing options", default="all", choices=[
+        SelectChoice("all", "The same level(s) for every pricing option"),
+        SelectChoice("per_option", "A level per pricing option"),
+    ])
+    level_ids = MultiCheckboxField("Levels for every pricing option", coerce=int)
+    options = FieldList(FormField(OptionRow), label="Levels per pricing option")
+    bump_level_ids = MultiCheckboxField("Level(s) the bump unlocks", coerce=int)
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.mode.data == "per_option" and not any(row.form.ref.data for row in self.options):
+            self.options.errors.append("Add at least one pricing option, or choose the same levels for all.")
+            ok = False
+        return ok
+
+
+class FunnelForm(_RowsForm):
+    ROW_LISTS = ("upsells", "downsells")
+
+    upsells = FieldList(FormField(OptionRow), label="Upsells")
+    downsells = FieldList(FormField(OptionRow), label="Downsells")
 
 
 class MemberForm(FlaskForm):

@@ -16,6 +16,7 @@ from fulfillment import rules
 from fulfillment.models import FulfillmentRule, Integration, ItemType
 from membership import services as membership_services
 from membership.models import Grant, Member
+from errors import Conflict, Unprocessable
 
 # --- members ---------------------------------------------------------------------------------------
 
@@ -60,6 +61,7 @@ def resend_welcome_email(session: Session, member: Member) -> OutboundEmail:
 
 SAME_FOR_ALL = "all"
 PER_OPTION = "per_option"
+FUNNEL_TYPES = (ItemType.UPSELL, ItemType.DOWNSELL)
 
 
 @dataclass
@@ -68,12 +70,15 @@ class Row:
     level_ids: list[int]
 
 
+RuleKey = tuple[str, str, "str | None"]  # (item type, product id, pricing option)
+
+
 @dataclass
 class ProductMapping:
-    """Everything a purchase of one cart product can unlock, as the mapping screen shows it.
+    """What a purchase of one cart product (and its order bump) unlocks, as the product's screen shows it.
 
     Upsells and downsells are numbered by the cart on their own (``upsell-3``), not per product, so their
-    rules belong to the whole integration; the screen shows and saves them all.
+    rules belong to the whole integration: see ``FunnelMapping``.
     """
 
     product_id: str
@@ -81,77 +86,140 @@ class ProductMapping:
     level_ids: list[int] = field(default_factory=list)  # every pricing option (mode "all")
     options: list[Row] = field(default_factory=list)  # one row per pricing option (mode "per_option")
     bump_level_ids: list[int] = field(default_factory=list)
-    upsells: list[Row] = field(default_factory=list)
-    downsells: list[Row] = field(default_factory=list)
 
-    def wanted(self) -> dict[tuple[str, str, str | None], list[int]]:
-        """(item type, product id, pricing option) -> level ids, for each rule this mapping needs."""
-        rules_wanted: dict[tuple[str, str, str | None], list[int]] = {}
+    def main_rules(self) -> dict[RuleKey, list[int]]:
         if self.mode == SAME_FOR_ALL:
-            if self.level_ids:
-                rules_wanted[(ItemType.PRODUCT, self.product_id, None)] = self.level_ids
-        else:
-            for row in self.options:
-                rules_wanted[(ItemType.PRODUCT, self.product_id, row.ref)] = row.level_ids
+            return {(ItemType.PRODUCT, self.product_id, None): self.level_ids} if self.level_ids else {}
+        return {(ItemType.PRODUCT, self.product_id, row.ref): row.level_ids for row in self.options if row.level_ids}
+
+    def wanted(self) -> dict[RuleKey, list[int]]:
+        """(item type, product id, pricing option) -> level ids, for each rule this mapping needs."""
+        rules_wanted = self.main_rules()
         if self.bump_level_ids:
             rules_wanted[(ItemType.BUMP, self.product_id, None)] = self.bump_level_ids
-        for item_type, rows in ((ItemType.UPSELL, self.upsells), (ItemType.DOWNSELL, self.downsells)):
-            for row in rows:
-                rules_wanted[(item_type, row.ref, None)] = row.level_ids
         return rules_wanted
 
 
-def _rules_in_scope(session: Session, integration: Integration, product_id: str) -> list[FulfillmentRule]:
+@dataclass
+class FunnelMapping:
+    """The integration's upsells and downsells, each an id and the levels it unlocks."""
+
+    upsells: list[Row] = field(default_factory=list)
+    downsells: list[Row] = field(default_factory=list)
+
+    def wanted(self) -> dict[RuleKey, list[int]]:
+        return {(item_type, row.ref, None): row.level_ids
+                for item_type, rows in ((ItemType.UPSELL, self.upsells), (ItemType.DOWNSELL, self.downsells))
+                for row in rows if row.level_ids}
+
+
+class EmptyMapping(Unprocessable):
+    code = "empty_mapping"
+
+
+def _product_rules(session: Session, integration: Integration, product_id: str) -> list[FulfillmentRule]:
     return list(session.scalars(
-        select(FulfillmentRule).where(
-            FulfillmentRule.integration_id == integration.id,
-            or_(
-                (FulfillmentRule.product_id == product_id)
-                & FulfillmentRule.item_type.in_([ItemType.PRODUCT, ItemType.BUMP]),
-                FulfillmentRule.item_type.in_([ItemType.UPSELL, ItemType.DOWNSELL]),
-            ),
-        ).order_by(FulfillmentRule.id)
-    ))
+        select(FulfillmentRule).where(FulfillmentRule.integration_id == integration.id,
+                                      FulfillmentRule.product_id == product_id,
+                                      FulfillmentRule.item_type.in_([ItemType.PRODUCT, ItemType.BUMP]))
+        .order_by(FulfillmentRule.id)))
+
+
+def _funnel_rules(session: Session, integration: Integration) -> list[FulfillmentRule]:
+    return list(session.scalars(
+        select(FulfillmentRule).where(FulfillmentRule.integration_id == integration.id,
+                                      FulfillmentRule.item_type.in_(FUNNEL_TYPES))
+        .order_by(FulfillmentRule.id)))
 
 
 def load_mapping(session: Session, integration: Integration, product_id: str) -> ProductMapping:
     mapping = ProductMapping(product_id=product_id)
-    for rule in _rules_in_scope(session, integration, product_id):
+    for rule in _product_rules(session, integration, product_id):
         ids = [level.id for level in rule.levels]
         if rule.item_type == ItemType.PRODUCT and rule.pricing_option_id is None:
             mapping.level_ids = ids
         elif rule.item_type == ItemType.PRODUCT:
             mapping.options.append(Row(rule.pricing_option_id, ids))
-        elif rule.item_type == ItemType.BUMP and rule.pricing_option_id is None:
+        elif rule.pricing_option_id is None:
             mapping.bump_level_ids = ids
-        elif rule.item_type == ItemType.UPSELL:
-            mapping.upsells.append(Row(rule.product_id, ids))
-        elif rule.item_type == ItemType.DOWNSELL:
-            mapping.downsells.append(Row(rule.product_id, ids))
     if mapping.options:
         mapping.mode = PER_OPTION
     return mapping
 
 
-def save_mapping(session: Session, integration: Integration, mapping: ProductMapping) -> list[FulfillmentRule]:
-    """Make the integration's rules say what ``mapping`` says, through the fulfillment rule services."""
-    wanted = mapping.wanted()
-    existing = {(r.item_type, r.product_id, r.pricing_option_id): r
-                for r in _rules_in_scope(session, integration, mapping.product_id)}
-    for key, rule in existing.items():
+def load_funnel(session: Session, integration: Integration) -> FunnelMapping:
+    funnel = FunnelMapping()
+    for rule in _funnel_rules(session, integration):
+        rows = funnel.upsells if rule.item_type == ItemType.UPSELL else funnel.downsells
+        rows.append(Row(rule.product_id, [level.id for level in rule.levels]))
+    return funnel
+
+
+def describe_rule(item_type: str, product_id: str, option: str | None) -> str:
+    """How the admin names a rule's item to the owner: "product 12", "product 12, pricing option 2", "bump 12"."""
+    text = f"{'the order bump of product' if item_type == ItemType.BUMP else item_type} {product_id}"
+    return text + (f", pricing option {option}" if option else "")
+
+
+def _sync(session: Session, integration: Integration, existing: list[FulfillmentRule],
+          wanted: dict[RuleKey, list[int]]) -> list[str]:
+    """Make ``existing`` say what ``wanted`` says; return one sentence per change, for the owner."""
+    by_key = {(r.item_type, r.product_id, r.pricing_option_id): r for r in existing}
+    changes = []
+    for key, rule in by_key.items():
         if key not in wanted:
+            changes.append(f"{describe_rule(*key)} no longer unlocks {_names(rule.levels)}")
             rules.delete_rule(session, rule)
-    saved = []
-    for (item_type, product_id, option), level_ids in wanted.items():
-        rule = existing.get((item_type, product_id, option))
+    for key, level_ids in wanted.items():
+        rule = by_key.get(key)
         if rule is None:
+            item_type, product_id, option = key
             rule = rules.create_rule(session, integration, {"item_type": item_type, "product_id": product_id,
-                                                            "pricing_option_id": option,
-                                                            "level_ids": level_ids})
+                                                            "pricing_option_id": option, "level_ids": level_ids})
         elif [level.id for level in rule.levels] != level_ids:
             rule = rules.update_rule(session, rule, {"level_ids": level_ids})
-        saved.append(rule)
-    return saved
+        else:
+            continue
+        changes.append(f"{describe_rule(*key)} unlocks {_names(rule.levels)}")
+    return changes
+
+
+def _names(levels) -> str:
+    return ", ".join(level.name for level in levels) or "nothing"
+
+
+def save_mapping(session: Session, integration: Integration, mapping: ProductMapping) -> list[str]:
+    """Make the product's rules say what ``mapping`` says. A save that leaves the product itself unlocking
+    nothing is refused, as the API refuses an empty ``level_ids``: taking a product out of fulfillment is
+    ``stop_fulfilling``, asked for on purpose. Returns what changed, one sentence each."""
+    existing = _product_rules(session, integration, mapping.product_id)
+    if not mapping.main_rules():
+        if any(rule.item_type == ItemType.PRODUCT for rule in existing):
+            raise EmptyMapping(
+                f"Nothing saved: product {mapping.product_id} would unlock no level. Tick at least one level, "
+                f"or use “Stop fulfilling this product” to take it out of fulfillment on purpose.")
+        raise EmptyMapping(f"Nothing saved: tick at least one level that buying product {mapping.product_id} "
+                           f"unlocks.")
+    return _sync(session, integration, existing, mapping.wanted())
+
+
+def save_funnel(session: Session, integration: Integration, funnel: FunnelMapping) -> list[str]:
+    """The integration's upsell and downsell rules; a row whose id was cleared is removed (and said so)."""
+    return _sync(session, integration, _funnel_rules(session, integration), funnel.wanted())
+
+
+def product_rules(session: Session, integration: Integration, product_id: str) -> list[FulfillmentRule]:
+    """The rules ``stop_fulfilling`` would remove, for its confirmation page."""
+    return _product_rules(session, integration, product_id)
+
+
+def stop_fulfilling(session: Session, integration: Integration, product_id: str) -> list[str]:
+    """Remove every rule of a product (every pricing option and its bump): later purchases of it need
+    attention instead of granting. Grants already made stay. Returns what was removed."""
+    existing = _product_rules(session, integration, product_id)
+    if not existing:
+        raise Conflict(f"Product {product_id} has no rule to remove.", code="no_rule")
+    return _sync(session, integration, existing, {})
 
 
 def configured_products(session: Session, integration: Integration) -> list[tuple[str, list[FulfillmentRule]]]:

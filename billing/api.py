@@ -6,10 +6,10 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from billing import invoices, mandates, plans
+from billing import invoices, mandates, plans, reports
 from billing.models import Invoice, Mandate, Plan
-from billing.schemas import (InvoiceArgs, InvoiceOut, MandateArgs, MandateOut, PlanArgs, PlanIn, PlanOut,
-                             PlanUpdate)
+from billing.schemas import (InvoiceArgs, InvoiceOut, MandateArgs, MandateOut, MoneyAtRiskArgs, MoneyAtRiskOut,
+                             PlanArgs, PlanIn, PlanOut, PlanUpdate)
 from extensions import db
 from membership import auth
 from pagination import PAGE_SIZE, SelectPage
@@ -150,3 +150,15 @@ def retry_invoice(invoice_id):
     invoice = invoices.get_invoice(db.session, invoice_id)
     invoices.retry_now(db.session, invoice, initiated_by="owner")
     return invoice
+
+
+# --- reports -----------------------------------------------------------------------------------------
+
+@blp.route("/reports/money-at-risk", methods=["GET"])
+@blp.arguments(MoneyAtRiskArgs, location="query", as_kwargs=True)
+@blp.response(200, MoneyAtRiskOut)
+def money_at_risk(months=12, currency=None):
+    """Failed payments by month (carts' rebill failures and our invoices): recovered within the grace period,
+    lapsed, or still in grace, with the revenue kept and lost; and our plans' MRR and churn. The admin's
+    "Money at risk" page shows the same figures."""
+    return reports.money_at_risk(db.session, months=months, currency=currency)

@@ -128,3 +128,43 @@ class InvoiceArgs(QueryArgs):
 
 class Empty(StrictSchema):
     """Actions take no body (an empty JSON object is fine)."""
+
+
+# --- reports -------------------------------------------------------------------------------------------
+
+class MoneyAtRiskArgs(QueryArgs):
+    months = ma.fields.Integer(load_default=12, validate=validate.Range(min=1, max=36),
+                               metadata={"description": "Calendar months (UTC) ending with this one."})
+    currency = ma.fields.String(load_default=None, validate=CURRENCY,
+                                metadata={"description": "Our amounts in this currency; default: most plans'."})
+
+
+class FailureTallyOut(ma.Schema):
+    failed = ma.fields.Integer(metadata={"description": "Payments that first failed in the month."})
+    recovered = ma.fields.Integer(metadata={"description": "... paid within the grace period."})
+    lapsed = ma.fields.Integer(metadata={"description": "... whose grace period ended unpaid."})
+    in_grace = ma.fields.Integer(metadata={"description": "... still within the grace period, unpaid."})
+
+
+class MoneyAtRiskMonthOut(ma.Schema):
+    month = ma.fields.String(attribute="label", metadata={"description": "YYYY-MM (UTC)."})
+    carts = ma.fields.Nested(FailureTallyOut, metadata={"description": "Carts' failed rebills (counts only: "
+                                                                       "carts do not send the amount)."})
+    ours = ma.fields.Nested(FailureTallyOut, metadata={"description": "Our own invoices."})
+    at_risk_amount = ma.fields.Integer(metadata={"description": "Our failed invoices, minor units."})
+    kept_amount = ma.fields.Integer(metadata={"description": "... recovered within the grace period."})
+    lost_amount = ma.fields.Integer(metadata={"description": "... lapsed."})
+    mrr = ma.fields.Integer(metadata={"description": "Monthly recurring revenue of our subscriptions at the "
+                                                     "month's end (now, for this month), minor units."})
+    active_subscriptions = ma.fields.Integer()
+    churned = ma.fields.Integer(metadata={"description": "Our subscriptions cancelled in the month."})
+    churned_mrr = ma.fields.Integer()
+    churn_rate = ma.fields.Float(allow_none=True, metadata={
+        "description": "Percent of the subscriptions active when the month began; null when there were none."})
+
+
+class MoneyAtRiskOut(ma.Schema):
+    currency = ma.fields.String()
+    grace_days = ma.fields.Integer(metadata={"description": "Our billing's grace period (carts use each "
+                                                            "integration's grace_days)."})
+    months = ma.fields.List(ma.fields.Nested(MoneyAtRiskMonthOut), metadata={"description": "Oldest first."})

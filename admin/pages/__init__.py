@@ -11,6 +11,6 @@ from admin.pages.blueprint import bp
 
 # Each page module adds its routes to ``bp`` when imported.
 from admin.pages import account, catalog, dashboard, emails, integrations, members  # noqa: E402,F401
-from admin.pages import automations, billing, events, invitations, member_panels  # noqa: E402,F401
+from admin.pages import automations, billing, events, invitations, member_panels, reports  # noqa: E402,F401
 
 __all__ = ["bp"]

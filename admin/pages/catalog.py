@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
+from admin import stats
 from admin.forms import CourseForm, LevelForm
 from admin.pages.blueprint import bp, form_status, paginate, submit
 from extensions import db
@@ -71,7 +72,7 @@ def _course_choices() -> list[SelectChoice]:
 @bp.get("/levels")
 def levels():
     page = paginate(select(Level).options(selectinload(Level.courses)).order_by(Level.id.desc()))
-    return render_template("admin/levels.html", page=page)
+    return render_template("admin/levels.html", page=page, active=stats.active_grants_per_level(db.session))
 
 
 @bp.route("/levels/new", methods=["GET", "POST"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import render_template, url_for
+from sqlalchemy import select
 
 from admin import chart, stats
 from admin.pages.blueprint import DASHBOARD_COUNTS, bp
 from extensions import db
+from fulfillment.models import Integration
 
 NEW_MEMBERS_COLOUR = "#2271b1"
 REVOCATIONS_COLOUR = "#b32d2e"
@@ -23,5 +25,21 @@ def dashboard():
     ], title="New members and revocations per day, last 90 days")
     rows = [(day, joined, revoked) for day, joined, revoked
             in zip(series.days, series.new_members, series.revocations)]
+    steps = stats.getting_started(db.session)
     return render_template("admin/dashboard.html", figures=figures, extra=extra, svg=svg, rows=rows,
-                           colours=(NEW_MEMBERS_COLOUR, REVOCATIONS_COLOUR))
+                           colours=(NEW_MEMBERS_COLOUR, REVOCATIONS_COLOUR),
+                           steps=[(step, _step_link(step)) for step in steps],
+                           setup_done=all(step.done for step in steps))
+
+
+def _step_link(step: stats.Step) -> str:
+    """Where each getting-started step is done; the cart steps go to the newest integration once there is one."""
+    integration_id = db.session.scalar(select(Integration.id).order_by(Integration.id.desc()).limit(1))
+    if step.key == "course":
+        return url_for("admin.courses")
+    if step.key == "level":
+        return url_for("admin.levels")
+    if integration_id is None or step.key == "cart":
+        return url_for("admin.integrations") if integration_id else url_for("admin.integration_new")
+    anchor = "#products-heading" if step.key == "product" else "#deliveries-heading"
+    return url_for("admin.integration", integration_id=integration_id) + anchor

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import timeutil
+from admin import deliveries, stats
 from admin.pages.blueprint import DASHBOARD_COUNTS, DashboardCount, bp, paginate
 from errors import CoursegateError
 from extensions import db
@@ -63,12 +64,15 @@ def events():
     email = request.args.get("email", "").strip().lower()[:320]
     if email:
         query = query.where(WebhookEvent.email == email)
+    orders_today = request.args.get("orders") == "today"  # the dashboard's "orders today" figure
+    if orders_today:
+        query = query.where(*stats.orders_today_conditions())
     page = paginate(query)
     integrations = list(db.session.scalars(select(Integration).order_by(Integration.name)))
     names = {integration.id: integration.name for integration in integrations}
     return render_template("admin/events.html", page=page, status=status, email=email,
                            integration_id=integration_id, integrations=integrations, names=names,
-                           statuses=STATUS_FILTERS)
+                           statuses=STATUS_FILTERS, orders_today=orders_today)
 
 
 @bp.get("/events/needing-attention")
@@ -97,8 +101,16 @@ def event(event_id: int):
     row = _event(event_id)
     original = db.session.get(WebhookEvent, row.duplicate_of_id) if row.duplicate_of_id else None
     return render_template("admin/event.html", event=row, payload=pretty_payload(row), original=original,
+                           outcome=deliveries.outcome(db.session, row), mapping_link=_mapping_link,
                            replayable=(original or row).status not in (EventStatus.PROCESSED,
                                                                         EventStatus.DUPLICATE))
+
+
+def _mapping_link(row: WebhookEvent, line) -> str:
+    """Where the rule for an unmapped item is made: its product's form, or the integration's upsells page."""
+    if line.item_type in (ItemType.UPSELL, ItemType.DOWNSELL):
+        return url_for("admin.funnel_mapping", integration_id=row.integration_id)
+    return url_for("admin.product_mapping", integration_id=row.integration_id, product_id=line.product_id)
 
 
 @bp.post("/events/<int:event_id>/replay")

@@ -67,7 +67,27 @@ def member_events(session: Session, member: Member) -> dict:
 
 
 def member_tag_panel(session: Session, member: Member) -> dict:
-    return {"tags": member_tags.member_tags(session, member.id), "form": TagForm(formdata=None)}
+    return {"tags": member_tags.member_tags(session, member.id), "form": TagForm(formdata=None), "origin": tag_origin}
+
+
+def tag_origin(row) -> str:
+    """Where a tag came from, in the owner's words: the stored source is an internal reference such as
+    ``order_completed order:1:50001:product-12`` (the automation event's trigger and key)."""
+    source = row.source or ""
+    if row.applied_by == member_tags.AppliedBy.OWNER:
+        return "added by hand" + (" (API)" if "API" in source else "")
+    if row.applied_by == member_tags.AppliedBy.AUTOMATION:
+        return f"added by automation {source}" if source else "added by an automation"
+    if row.applied_by == member_tags.AppliedBy.IMPORT:
+        return "imported"
+    trigger, _, key = source.partition(" ")
+    if source.startswith("keap webhook:"):
+        return "from a Keap campaign post"
+    parts = key.split(":")
+    what = trigger.replace("_", " ") if trigger else "a cart event"
+    if len(parts) >= 4 and parts[0] in ("order", "refund"):
+        return f"on {what}: order {parts[2]}, {parts[3]}"
+    return f"on {what}"
 
 
 def member_subscriptions(session: Session, member: Member) -> dict:

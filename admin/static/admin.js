@@ -40,4 +40,56 @@
     modes.forEach(function (mode) { mode.addEventListener("change", sync); });
     sync();
   }
+
+  // Lists of rows (pricing options, upsells, downsells): "Add a row" copies the last row, numbered on, empty.
+  document.querySelectorAll("table[data-rows]").forEach(function (table) {
+    var body = table.tBodies[0];
+    if (!body || !body.rows.length) { return; }
+    var name = table.getAttribute("data-rows");
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary";
+    button.textContent = "Add a row";
+    button.setAttribute("aria-label", "Add a row to " + (table.caption ? table.caption.textContent.trim() : name));
+    button.addEventListener("click", function () {
+      var last = body.rows[body.rows.length - 1];
+      var row = last.cloneNode(true);
+      var index = body.rows.length;
+      var pattern = new RegExp("^" + name + "-\\d+-");
+      var renumber = function (value) { return value.replace(pattern, name + "-" + index + "-"); };
+      row.querySelectorAll("[id],[name],[for]").forEach(function (el) {
+        ["id", "name", "for"].forEach(function (attr) {
+          if (el.hasAttribute(attr)) { el.setAttribute(attr, renumber(el.getAttribute(attr))); }
+        });
+      });
+      row.querySelectorAll("label.visually-hidden, legend").forEach(function (el) {
+        el.textContent = el.textContent.replace(/row \d+$/, "row " + (index + 1));
+      });
+      row.querySelectorAll("input[type=text]").forEach(function (el) { el.value = ""; el.removeAttribute("value"); });
+      row.querySelectorAll("input[type=checkbox]").forEach(function (el) { el.checked = false; el.removeAttribute("checked"); });
+      row.querySelectorAll("p.error, p.hint").forEach(function (el) { el.remove(); });
+      row.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+      body.appendChild(row);
+      var first = row.querySelector("input[type=text]");
+      if (first) { first.focus(); }
+    });
+    var wrap = table.closest(".table-wrap") || table;
+    var actions = document.createElement("div");
+    actions.className = "actions";
+    actions.appendChild(button);
+    wrap.insertAdjacentElement("afterend", actions);
+  });
+
+  // The new-integration form: show only the fields the chosen cart uses.
+  var kind = document.getElementById("kind");
+  var kindFields = document.querySelectorAll("[data-kinds]");
+  if (kind && kindFields.length) {
+    var showKind = function () {
+      kindFields.forEach(function (el) {
+        el.hidden = el.getAttribute("data-kinds").split(" ").indexOf(kind.value) === -1;
+      });
+    };
+    kind.addEventListener("change", showKind);
+    showKind();
+  }
 })();

@@ -20,6 +20,7 @@ from sqlalchemy import select
 import timeutil
 from tests.admin.conftest import OWNER_EMAIL, OWNER_PASSWORD
 from tests.admin.orders import form_body, order_with_bump_and_upsell
+from tests.billing.test_reports import books  # noqa: F401  (constructed books for the money-at-risk page)
 from membership import grants
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -110,6 +111,7 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     sign_in(page)
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     assert page.locator("svg.chart polyline").count() == 2
+    expect(page.get_by_role("region", name="Getting started")).to_contain_text("2 of 5 done.")
     shots(page, "02-dashboard")
 
     # A course, published straight away, and the levels a purchase unlocks.
@@ -151,12 +153,17 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     page.get_by_role("button", name="Configure this product").click()
     page.get_by_label("The same level(s) for every pricing option").check()
     page.get_by_role("group", name="Levels for every pricing option").get_by_label("Pro").check()
-    page.get_by_label("Level(s) the bump unlocks").select_option(label="Bonus Pack")
-    page.get_by_label("Upsell id, row 1", exact=True).fill("3")
-    page.get_by_label("Levels for upsell id, row 1").select_option(label="VIP Coaching")
+    page.get_by_role("group", name="Level(s) the bump unlocks").get_by_label("Bonus Pack").check()
     page.get_by_role("button", name="Save product").click()
-    expect(page.get_by_text("Product 12 saved")).to_be_visible()
+    expect(page.get_by_text("Product 12 saved: product 12 unlocks Pro;")).to_be_visible()
+    assert page.locator("main select").count() == 0  # checkboxes everywhere, no Ctrl-click lists
     shots(page, "06-product-mapping")
+    # Upsells are the integration's: their own page.
+    page.get_by_role("link", name="edit them on the integration's upsells and downsells page").click()
+    page.get_by_label("Upsell id, row 1", exact=True).fill("3")
+    page.get_by_role("group", name="Levels for upsell id, row 1").get_by_label("VIP Coaching").check()
+    page.get_by_role("button", name="Save upsells and downsells").click()
+    expect(page.get_by_text("Upsells and downsells saved: upsell 3 unlocks VIP Coaching.")).to_be_visible()
     with app.app_context():
         def unlocks(item_type, product_id):
             return [lv.name for lv in rules.levels_for_item(db.session, integration_id, item_type, product_id, "1")]
@@ -178,6 +185,15 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     answer = requests.post(live_server + webhook_path, data=body, headers={"Content-Type": content_type}, timeout=30)
     assert answer.status_code == 200 and answer.json()["status"] == "processed", answer.text
     order_event_id = answer.json()["event_id"]
+
+    # The event page says what the order did, with links.
+    page.goto(f"/admin/events/{order_event_id}")
+    did = page.get_by_role("region", name="What this delivery did")
+    expect(did).to_contain_text("jane.buyer@example.com (created)")
+    for level in ("Pro", "Bonus Pack", "VIP Coaching"):
+        expect(did.get_by_role("link", name=level)).to_be_visible()
+    expect(did.get_by_role("link", name="welcome")).to_be_visible()
+    shots(page, "19-event-processed")
 
     # The buyer appears in the admin with three grants.
     nav(page, "Members").click()
@@ -231,11 +247,14 @@ def test_owner_sets_up_a_product_and_looks_after_a_member(browser, live_server, 
     expect(page.get_by_role("region", name="Payload")).to_contain_text('"purchase_map": [')
     expect(page.get_by_role("region", name="Payload")).not_to_contain_text("TESTSECRET")
     shots(page, "16-event")
-    page.goto(f"/admin/integrations/{integration_id}/products/5")
+    did = page.get_by_role("region", name="What this delivery did")
+    expect(did).to_contain_text("sam.buyer@example.com (created)")
+    expect(did.get_by_role("link", name="Pro")).to_be_visible()
+    page.get_by_role("link", name="Map downsell-5").click()  # straight to where the rule is made
     page.get_by_label("Downsell id, row 1", exact=True).fill("5")
-    page.get_by_label("Levels for downsell id, row 1").select_option(label="VIP Coaching")
-    page.get_by_role("button", name="Save product").click()
-    expect(page.get_by_text("Product 5 saved")).to_be_visible()
+    page.get_by_role("group", name="Levels for downsell id, row 1").get_by_label("VIP Coaching").check()
+    page.get_by_role("button", name="Save upsells and downsells").click()
+    expect(page.get_by_text("downsell 5 unlocks VIP Coaching")).to_be_visible()
     nav(page, "Events").click()
     page.get_by_label("Buyer email").fill("sam.buyer@example.com")
     page.get_by_role("button", name="Filter").click()
@@ -352,3 +371,169 @@ def test_a_little_javascript_tidies_the_mapping_screen_and_adds_copy_buttons(bro
     expect(per_option).to_be_visible()
     expect(every_option).to_be_hidden()
     assert errors == []  # nothing refused by the Content-Security-Policy, no script errors
+
+
+def _steps(page) -> dict[str, str]:
+    items = page.get_by_role("region", name="Getting started").get_by_role("listitem")
+    return {item.get_by_role("link").inner_text(): item.locator(".badge").inner_text() for item in items.all()}
+
+
+def test_the_getting_started_checklist_follows_the_install(browser, live_server, app, owner, shots):
+    from extensions import db
+    from tests import factories
+
+    page = new_page(browser, live_server)
+    sign_in(page)
+    assert _steps(page) == {"Publish a course": "To do", "Make a level": "To do", "Connect a cart": "To do",
+                            "Map a product": "To do", "Send a test delivery": "To do"}
+    shots(page, "20-getting-started")
+    page.get_by_role("link", name="Publish a course").click()
+    expect(page.get_by_role("heading", name="Courses")).to_be_visible()
+
+    with app.app_context():
+        course = factories.make_course()
+        factories.make_level(name="Pro", courses=[course])
+        integration = factories.make_integration(name="My ThriveCart")
+        db.session.commit()
+        integration_id = integration.id
+    nav(page, "Dashboard").click()
+    assert _steps(page) == {"Publish a course": "Done", "Make a level": "Done", "Connect a cart": "Done",
+                            "Map a product": "To do", "Send a test delivery": "To do"}
+    page.get_by_role("link", name="Map a product").click()
+    assert page.url.endswith(f"/admin/integrations/{integration_id}#products-heading")
+    page.get_by_label("Cart product id").fill("12")
+    page.get_by_role("button", name="Configure this product").click()
+    page.get_by_role("group", name="Levels for every pricing option").get_by_label("Pro").check()
+    page.get_by_role("button", name="Save product").click()
+    nav(page, "Dashboard").click()
+    assert _steps(page)["Map a product"] == "Done"
+    page.get_by_role("link", name="Send a test delivery").click()
+    page.get_by_role("button", name="Send a test delivery").click()
+    nav(page, "Dashboard").click()
+    expect(page.get_by_role("region", name="Getting started")).to_have_count(0)  # all done: the list goes
+
+
+def test_emptying_a_product_is_refused_and_stopping_it_is_asked_for(browser, live_server, app, owner, shots):
+    from extensions import db
+    from fulfillment import rules
+    from tests import factories
+
+    with app.app_context():
+        course = factories.make_course()
+        pro = factories.make_level(name="Pro", courses=[course])
+        integration = factories.make_integration(name="My ThriveCart")
+        factories.make_rule(integration, "77", [pro])
+        db.session.commit()
+        integration_id = integration.id
+
+    def unlocks() -> list[str]:
+        with app.app_context():
+            return [lv.name for lv in rules.levels_for_item(db.session, integration_id, "product", "77", None)]
+
+    page = new_page(browser, live_server)
+    sign_in(page)
+    page.goto(f"/admin/integrations/{integration_id}/products/77")
+    page.get_by_role("group", name="Levels for every pricing option").get_by_label("Pro").uncheck()
+    page.get_by_role("button", name="Save product").click()
+    expect(page.get_by_role("alert")).to_contain_text("Nothing saved: product 77 would unlock no level.")
+    expect(page.get_by_text("Product 77 saved")).to_have_count(0)
+    assert unlocks() == ["Pro"]
+    shots(page, "21-empty-mapping-refused")
+
+    page.get_by_role("link", name="Stop fulfilling this product…").click()
+    expect(page.get_by_role("heading", name="Stop fulfilling Product 77?")).to_be_visible()
+    expect(page.get_by_text("product 77: unlocks Pro")).to_be_visible()
+    assert unlocks() == ["Pro"]  # the page only asks
+    page.get_by_role("button", name="Stop fulfilling this product").click()
+    expect(page.get_by_role("status").filter(has_text="Product 77 is no longer fulfilled")).to_contain_text(
+        "product 77 no longer unlocks Pro")
+    assert unlocks() == []
+
+
+def test_add_a_row_without_saving_and_only_the_carts_fields(browser, live_server, app, owner):
+    from extensions import db
+    from fulfillment import rules
+    from tests import factories
+
+    with app.app_context():
+        factories.make_level(name="VIP Coaching", courses=[factories.make_course()])
+        integration = factories.make_integration(name="My ThriveCart")
+        db.session.commit()
+        integration_id = integration.id
+    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    sign_in(page)
+    page.goto(f"/admin/integrations/{integration_id}/funnel")
+    upsells = page.get_by_role("table", name="Upsells")
+    expect(upsells.get_by_role("row")).to_have_count(4)  # header + 3 empty rows
+    page.get_by_role("button", name="Add a row to Upsells").click()
+    expect(upsells.get_by_role("row")).to_have_count(5)
+    page.get_by_label("Upsell id, row 4", exact=True).fill("9")
+    page.get_by_role("group", name="Levels for upsell id, row 4").get_by_label("VIP Coaching").check()
+    page.get_by_role("button", name="Save upsells and downsells").click()
+    expect(page.get_by_text("upsell 9 unlocks VIP Coaching")).to_be_visible()
+    with app.app_context():
+        assert [lv.name for lv in rules.levels_for_item(db.session, integration_id, "upsell", "9", None)] == [
+            "VIP Coaching"]
+
+    page.goto(f"/admin/integrations/{integration_id}")
+    expect(page.get_by_label("Stripe restricted API key")).to_have_count(0)
+    page.goto("/admin/integrations/new")
+    expect(page.get_by_label("Stripe restricted API key")).to_be_hidden()
+    page.get_by_label("Cart", exact=True).select_option("stripe")
+    expect(page.get_by_label("Stripe restricted API key")).to_be_visible()
+    assert errors == []
+
+
+def test_the_sidebar_breaks_a_long_email_only_between_its_parts(browser, live_server, app):
+    from admin import auth
+    from extensions import db
+
+    email = "customer.success.department@longest-example-domain.example.com"
+    with app.app_context():
+        auth.create_owner(db.session, email, OWNER_PASSWORD)
+        db.session.commit()
+    page = new_page(browser, live_server)
+    page.goto("/admin/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(OWNER_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    # Each line of the address after the first starts at "@" or "." (or after a hyphen): never inside a word.
+    starts = page.locator("nav.side .who .email").evaluate("""(el) => {
+        const out = []; let top = null; let prev = "";
+        const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        while (walker.nextNode()) {
+            const node = walker.currentNode;
+            for (let i = 0; i < node.length; i++) {
+                const range = document.createRange(); range.setStart(node, i); range.setEnd(node, i + 1);
+                const rect = range.getClientRects()[0];
+                if (!rect) continue;
+                if (top !== null && rect.top > top + 2) out.push(prev + node.data[i]);
+                prev = node.data[i];
+                top = rect.top;
+            }
+        }
+        return out;
+    }""")
+    assert starts, "the address fits on one line: the test needs a longer one"
+    assert all(pair[1] in "@." or pair[0] == "-" for pair in starts), starts
+
+
+def test_money_at_risk_in_the_browser(browser, live_server, app, owner, shots, books):
+    from tests.billing.test_reports import NOW
+
+    with timeutil.frozen(NOW):
+        page = new_page(browser, live_server)
+        sign_in(page)
+        nav(page, "Money at risk").click()
+        expect(page.get_by_role("heading", name="Money at risk")).to_be_visible()
+        page.get_by_label("Months", exact=True).select_option("3")
+        page.get_by_role("button", name="Show").click()
+        table = page.get_by_role("table", name="Money at risk by month")
+        expect(table.get_by_role("row")).to_have_count(4)
+        expect(table.get_by_role("row").filter(has_text="2026-11")).to_contain_text("50.0%")
+        assert page.locator("svg.chart").count() == 2
+        shots(page, "18-money-at-risk")

@@ -202,23 +202,36 @@ def test_configure_a_product_with_a_bump_and_an_upsell(admin, app):
     assert pick.status_code == 302 and pick.location.endswith(f"/admin/integrations/{integration_id}/products/12")
     screen = admin.get(pick.location)
     assert screen.status_code == 200 and "Product 12" in screen.text
+    # One control for every level list: checkboxes, never a Ctrl-click multi-select.
+    assert "<select" not in screen.text.split('name="csrf_token"', 1)[1]
+    assert 'name="bump_level_ids" type="checkbox"' in screen.text
 
     response = admin.post(f"/admin/integrations/{integration_id}/products/12", {
-        "mode": "all", "level_ids": [str(gold)], "bump_level_ids": [str(bonus)],
-        "upsells-0-ref": "3", "upsells-0-level_ids": [str(vip)], "upsells-1-ref": "",
-        "options-0-ref": "", "downsells-0-ref": "",
+        "mode": "all", "level_ids": [str(gold)], "bump_level_ids": [str(bonus)], "options-0-ref": "",
     })
     assert response.status_code == 302
     assert _levels(app, integration_id, "product", "12", "any-option") == ["Gold"]
     assert _levels(app, integration_id, "bump", "12") == ["Bonus"]
-    assert _levels(app, integration_id, "upsell", "3") == ["VIP"]
-
     saved = admin.get(response.location).text
-    assert "Product 12 saved" in saved
-    assert re.search(r'<input[^>]*name="upsells-0-ref"[^>]*value="3"', saved)
-    assert re.search(r'<select id="upsells-0-level_ids".*?</select>', saved, re.S).group(0).count("selected") == 1
+    assert "Product 12 saved: product 12 unlocks Gold; the order bump of product 12 unlocks Bonus." in saved
+
+    # Upsells belong to the integration: their own page, linked from the product's and the integration's.
+    assert f"/admin/integrations/{integration_id}/funnel" in saved
+    funnel = f"/admin/integrations/{integration_id}/funnel"
+    response = admin.post(funnel, {"upsells-0-ref": "3", "upsells-0-level_ids": [str(vip)], "upsells-1-ref": "",
+                                   "downsells-0-ref": ""})
+    assert response.status_code == 302
+    assert _levels(app, integration_id, "upsell", "3") == ["VIP"]
+    page = admin.get(funnel).text
+    assert "Upsells and downsells saved: upsell 3 unlocks VIP." in page
+    assert re.search(r'<input[^>]*name="upsells-0-ref"[^>]*value="3"', page)
+    assert re.search(r'<input checked id="upsells-0-level_ids-\d" name="upsells-0-level_ids" type="checkbox" '
+                     rf'value="{vip}"', page)
+    # Empty rows to add more without a save first.
+    assert 'name="upsells-3-ref"' in page and 'name="downsells-2-ref"' in page
     overview = admin.get(f"/admin/integrations/{integration_id}").text
     assert "Product 12" in overview and "bump: Bonus" in overview
+    assert "Set up upsells and downsells" in overview
 
 
 def test_a_level_per_pricing_option_replaces_the_every_option_rule(admin, app):
@@ -236,29 +249,103 @@ def test_a_level_per_pricing_option_replaces_the_every_option_rule(admin, app):
         assert db.session.scalar(select(FulfillmentRule).where(FulfillmentRule.pricing_option_id.is_(None))) is None
 
     screen = admin.get(path).text
+    assert "product 12 no longer unlocks Gold" in screen  # the replaced rule is said, not hidden
     assert 'value="83322"' in screen and 'value="83323"' in screen
     assert re.search(r'value="per_option"[^>]*checked|checked[^>]*value="per_option"', screen)
 
 
-def test_clearing_a_row_removes_its_rule(admin, app):
+def test_clearing_an_upsell_row_removes_its_rule_and_says_so(admin, app):
+    integration_id, gold, bonus, vip = _mapping_setup(app)
+    path = f"/admin/integrations/{integration_id}/funnel"
+    admin.post(path, {"upsells-0-ref": "3", "upsells-0-level_ids": [str(vip)]})
+    response = admin.post(path, {"upsells-0-ref": ""}, follow_redirects=True)
+    assert _levels(app, integration_id, "upsell", "3") == []
+    assert "upsell 3 no longer unlocks VIP" in response.text
+
+
+def test_emptying_a_mapped_product_is_refused_and_keeps_its_rule(admin, app):
+    integration_id, gold, bonus, vip = _mapping_setup(app)
+    path = f"/admin/integrations/{integration_id}/products/77"
+    admin.post(path, {"mode": "all", "level_ids": [str(gold)]}, follow_redirects=True)
+    response = admin.post(path, {"mode": "all"})  # the only level unticked
+    assert response.status_code == 422
+    assert "Nothing saved: product 77 would unlock no level." in response.text
+    assert "Product 77 saved" not in response.text
+    assert "Stop fulfilling this product" in response.text
+    assert _levels(app, integration_id, "product", "77") == ["Gold"]
+
+
+def test_saving_a_new_product_with_nothing_ticked_is_refused(admin, app):
+    integration_id, gold, bonus, vip = _mapping_setup(app)
+    response = admin.post(f"/admin/integrations/{integration_id}/products/77", {"mode": "all",
+                                                                               "bump_level_ids": [str(bonus)]})
+    assert response.status_code == 422
+    assert "Nothing saved: tick at least one level that buying product 77 unlocks." in response.text
+    with app.app_context():
+        assert db.session.scalar(select(FulfillmentRule)) is None
+
+
+def test_stop_fulfilling_a_product_asks_then_says_what_it_removed(admin, app):
     integration_id, gold, bonus, vip = _mapping_setup(app)
     path = f"/admin/integrations/{integration_id}/products/12"
-    admin.post(path, {"mode": "all", "level_ids": [str(gold)], "upsells-0-ref": "3",
-                      "upsells-0-level_ids": [str(vip)]})
-    admin.post(path, {"mode": "all", "level_ids": [str(gold)], "upsells-0-ref": ""})
-    assert _levels(app, integration_id, "upsell", "3") == []
-    assert _levels(app, integration_id, "product", "12") == ["Gold"]
+    admin.post(path, {"mode": "all", "level_ids": [str(gold)], "bump_level_ids": [str(bonus)]})
+    confirm = admin.get(path + "/stop")
+    assert confirm.status_code == 200
+    assert "Stop fulfilling Product 12?" in confirm.text
+    assert "product 12: unlocks Gold" in confirm.text and "bump 12: unlocks Bonus" in confirm.text
+    assert _levels(app, integration_id, "product", "12") == ["Gold"]  # asking removes nothing
+    done = admin.post(path + "/stop", follow_redirects=True)
+    assert ("Product 12 is no longer fulfilled: product 12 no longer unlocks Gold; the order bump of product 12 "
+            "no longer unlocks Bonus.") in done.text
+    assert _levels(app, integration_id, "product", "12") == [] and _levels(app, integration_id, "bump", "12") == []
+    again = admin.post(path + "/stop", follow_redirects=True)
+    assert "Product 12 has no rule to remove." in again.text
+
+
+def test_products_are_named_from_what_the_cart_sent(admin, app, client):
+    from tests.admin.orders import form_body, order_with_bump_and_upsell
+
+    integration_id, gold, bonus, vip = _mapping_setup(app)
+    with app.app_context():
+        from fulfillment.models import Integration
+        db.session.get(Integration, integration_id).secret = "TESTSECRET"
+        db.session.commit()
+    body, content_type = form_body(order_with_bump_and_upsell())
+    client.post(f"/webhooks/thrivecart/{integration_id}", data=body, content_type=content_type)
+    overview = admin.get(f"/admin/integrations/{integration_id}").text
+    assert "Sold through this cart but not mapped yet" in overview
+    assert "Mobile &amp; Universal App Pro (product 12)" in overview
+    screen = admin.get(f"/admin/integrations/{integration_id}/products/12").text
+    assert "<h1>Mobile &amp; Universal App Pro (product 12): what a purchase unlocks</h1>" in screen
+    assert "named “Bonus Pack”" in screen
+    funnel = admin.post(f"/admin/integrations/{integration_id}/funnel",
+                        {"upsells-0-ref": "3", "upsells-0-level_ids": [str(vip)]}, follow_redirects=True)
+    assert "VIP Coaching" in funnel.text  # the upsell's name, under its id
+
+
+def test_integration_settings_show_only_the_fields_its_cart_uses(admin, app):
+    with app.app_context():
+        factories.make_course()
+        thrivecart = factories.make_integration(kind="thrivecart")
+        stripe = factories.make_integration(kind="stripe")
+        db.session.commit()
+        ids = thrivecart.id, stripe.id
+    assert "Stripe restricted API key" not in admin.get(f"/admin/integrations/{ids[0]}").text
+    assert "ThriveCart secret word" in admin.get(f"/admin/integrations/{ids[0]}").text
+    assert "Stripe restricted API key" in admin.get(f"/admin/integrations/{ids[1]}").text
+    new = admin.get("/admin/integrations/new").text
+    assert 'data-kinds="stripe"' in new  # admin.js hides it unless Stripe is chosen
 
 
 def test_mapping_screen_validation(admin, app):
     integration_id, gold, bonus, vip = _mapping_setup(app)
     path = f"/admin/integrations/{integration_id}/products/12"
     response = admin.post(path, {"mode": "per_option", "options-0-ref": "83322",
-                                 "upsells-0-ref": "", "upsells-0-level_ids": [str(vip)],
-                                 "downsells-0-ref": "5", "downsells-0-level_ids": [str(vip)],
-                                 "downsells-1-ref": "5", "downsells-1-level_ids": [str(gold)]})
+                                 "options-1-ref": "", "options-1-level_ids": [str(vip)],
+                                 "options-2-ref": "5", "options-2-level_ids": [str(vip)],
+                                 "options-3-ref": "5", "options-3-level_ids": [str(gold)]})
     assert response.status_code == 422
-    assert "Choose at least one level, or clear the id to remove this row." in response.text
+    assert "Tick at least one level, or clear the id to remove this row." in response.text
     assert "Enter the id this row is for." in response.text
     assert "Each id once, please: 5 appears more than once." in response.text
     with app.app_context():

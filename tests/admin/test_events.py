@@ -175,3 +175,75 @@ def test_automations_are_listed_read_only_with_runs_and_endpoints(admin, app):
     deliveries = admin.get(f"/admin/automations/endpoints/{endpoint_id}").text
     assert "Server error" in deliveries and "failed" in deliveries
     assert admin.get("/admin/automations/endpoints/999").status_code == 404
+
+
+def test_an_event_page_says_what_the_delivery_did(admin, app, client):
+    from emails.models import OutboundEmail
+    from membership.tags import MemberTag
+
+    cart = shop(app)
+    order = deliver(client, cart["id"], order_with_bump_and_upsell())
+    assert order.json["status"] == "processed"
+    page = admin.get(f"/admin/events/{order.json['event_id']}").text
+    with app.app_context():
+        member = db.session.scalars(select(Member).where(Member.email == "jane.buyer@example.com")).one()
+        grants = {g.line_ref: g.id for g in db.session.scalars(select(Grant).where(Grant.member_id == member.id))}
+        welcome = db.session.scalars(select(OutboundEmail).where(OutboundEmail.member_id == member.id)).one()
+        tags = sorted(row.tag.name for row in db.session.scalars(select(MemberTag)
+                                                                 .where(MemberTag.member_id == member.id)))
+        member_id = member.id
+    did = page.split("What this delivery did", 1)[1].split("Payload", 1)[0]
+    assert f'<a href="/admin/members/{member_id}">jane.buyer@example.com</a> (created)' in did
+    for line_ref, grant_id in grants.items():
+        assert f'href="/admin/members/{member_id}/grants/{grant_id}"' in did
+        assert f"({line_ref})" in did
+    assert len(grants) == 3
+    assert f'<a href="/admin/emails/{welcome.id}">welcome</a>' in did
+    assert tags  # the built-in purchase tags
+    for name in tags:
+        assert f'<span class="badge active">{name}</span>' in did
+    member_page = admin.get(f"/admin/members/{member_id}").text
+    assert "on order completed: order 23370556, product-12" in member_page
+    assert "order:" not in member_page.split('id="tags"', 1)[1].split("</ul>", 1)[0]
+    assert "Grants revoked</dt><dd>none" in did
+
+    # The redelivery changed nothing and says which delivery it repeats.
+    again = deliver(client, cart["id"], order_with_bump_and_upsell())
+    duplicate = admin.get(f"/admin/events/{again.json['event_id']}").text
+    assert (f'A redelivery of <a href="/admin/events/{order.json["event_id"]}">event #{order.json["event_id"]}</a>'
+            in duplicate)
+
+    # A second order by the same buyer finds the member; a refund of it revokes, and says so.
+    second = order_with_bump_and_upsell(order_id="777")
+    placed = deliver(client, cart["id"], second)
+    assert "(found: an existing member)" in admin.get(f"/admin/events/{placed.json['event_id']}").text
+    refund = json.loads(factories_payload("order.refund.product.json"))
+    refund["order_id"] = refund["order"]["id"] = "777"
+    refund["mode"], refund["mode_int"] = "live", "2"
+    refund["customer"]["email"] = "jane.buyer@example.com"
+    refund["base_product"] = refund["refund"]["id"] = refund["refund"]["product_id"] = "12"
+    refunded = deliver(client, cart["id"], refund)
+    assert refunded.json["status"] == "processed", refunded.json
+    undone = admin.get(f"/admin/events/{refunded.json['event_id']}").text.split("What this delivery did", 1)[1]
+    assert "Grants revoked</dt><dd>none" not in undone and "Grants opened</dt><dd>none" in undone
+
+
+def factories_payload(name: str) -> str:
+    from tests.conftest import fixture_path
+
+    return fixture_path("thrivecart", name).read_text()
+
+
+def test_an_unmapped_product_links_straight_to_its_mapping_form(admin, app, client):
+    cart = shop(app, upsell=False)
+    tree = order_with_bump_and_upsell()
+    tree["purchase_map"] = ["product-99", "upsell-3"]
+    tree["base_product"] = "99"
+    tree["order"]["charges"][0]["reference"] = "99"
+    tree["order"]["charges"][0]["item_identifier"] = "product_99"
+    tree["order"]["charges"].pop(1)
+    answer = deliver(client, cart["id"], tree)
+    assert answer.json["status"] == "needs_attention"
+    page = admin.get(f"/admin/events/{answer.json['event_id']}").text
+    assert f'<a href="/admin/integrations/{cart["id"]}/products/99">Map product-99' in page
+    assert f'<a href="/admin/integrations/{cart["id"]}/funnel">Map upsell-3 (VIP Coaching)</a>' in page

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from billing.models import CardInvitation, PaymentMethod
 from extensions import db
-from tests.factories import make_member
+from tests.factories import make_level, make_member
 
 
 def _member_with_cards(app, cards: int) -> int:
@@ -55,3 +55,31 @@ def test_the_panel_forms_need_the_csrf_token(app, admin):
     assert response.status_code == 400
     with app.app_context():
         assert db.session.scalar(select(CardInvitation.id)) is None
+
+
+def test_no_invitation_is_offered_to_a_member_with_no_way_to_pay_us(app, admin):
+    member_id = _member_with_cards(app, 0)  # a cart buyer: no card with us, no subscription of ours
+    page = admin.get(f"/admin/members/{member_id}").text
+    assert "there is no card to update" in page
+    assert f'action="/admin/members/{member_id}/invitations"' not in page
+    response = admin.post(f"/admin/members/{member_id}/invitations", {"expires_in_hours": "24"})
+    assert "there is no card to update" in admin.get(response.headers["Location"]).text
+    with app.app_context():
+        assert db.session.scalar(select(CardInvitation.id)) is None
+
+
+def test_a_member_with_a_subscription_of_ours_but_no_card_yet_is_offered_one(app, admin):
+    from billing.models import Mandate, Plan
+
+    member_id = _member_with_cards(app, 0)
+    with app.app_context():
+        level = make_level()
+        plan = Plan(name="Pro monthly", level_id=level.id, amount=4900, currency="usd", interval_unit="month")
+        db.session.add(plan)
+        db.session.flush()
+        db.session.add(Mandate(member_id=member_id, plan_id=plan.id, gateway="sandbox", amount=4900, currency="usd",
+                               interval_unit="month", interval_count=1, authorisation_text="ok", status="past_due"))
+        db.session.commit()
+    page = admin.get(f"/admin/members/{member_id}").text
+    assert f'action="/admin/members/{member_id}/invitations"' in page
+    assert "No card on file: the member will add a first one." in page

@@ -293,3 +293,19 @@ def test_add_a_member_by_hand(admin, app):
     assert invalid.status_code == 422 and "is not a usable email address." in invalid.text
     with app.app_context():
         assert db.session.scalar(select(OutboundEmail)) is None  # adding someone sends nothing
+
+
+def test_member_tags_say_where_they_came_from_in_words(app):
+    from admin.pages.member_panels import tag_origin
+    from membership.tags import MemberTag
+
+    def origin(applied_by, source):
+        return tag_origin(MemberTag(applied_by=applied_by, source=source))
+
+    assert origin("event", "order_completed order:1:50001:product-12") == "on order completed: order 50001, product-12"
+    assert origin("event", "line_refunded refund:1:50001:bump-12") == "on line refunded: order 50001, bump-12"
+    assert origin("event", "payment_failed sub:1:9") == "on payment failed"
+    assert origin("event", "keap webhook:41") == "from a Keap campaign post"
+    assert origin("owner", "owner admin") == "added by hand"
+    assert origin("owner", "owner API") == "added by hand (API)"
+    assert origin("automation", "rule #3") == "added by automation rule #3"
