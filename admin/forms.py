@@ -40,6 +40,9 @@ class CourseForm(FlaskForm):
     slug = StringField("Slug", validators=[DataRequired(REQUIRED), Length(max=100), SLUG_RULE], filters=[strip],
                        description="Used in the access check (?course=…). Lower-case letters, digits, hyphens.")
     status = SelectField("Status", choices=[SelectChoice("draft", "Draft"), SelectChoice("published", "Published")], default="draft")
+    url = URLField("Course URL", validators=[Optional(), URL(require_tld=False), Length(max=500)], filters=[strip],
+                   description="Where the course lives on your site; members find it linked from their account "
+                               "and the welcome email.")
 
 
 class LevelForm(FlaskForm):
@@ -70,12 +73,20 @@ class IntegrationSettingsForm(FlaskForm):
                               validators=[Optional(), NumberRange(min=0, max=90)])
     card_update_url = URLField("Card update page", validators=[Optional(), URL(require_tld=False), Length(max=500)],
                                filters=[strip], description="Where a failed-payment email sends the member.")
+    manage_subscriptions_url = URLField(
+        "Subscription management page", validators=[Optional(), URL(require_tld=False), Length(max=500)],
+        filters=[strip], description="Where members manage the subscriptions this cart bills, e.g. your "
+                                     "ThriveCart customer hub; linked from their billing page.")
+    access_added_email = BooleanField("Email existing members when an order gives them more access",
+                                      description="New members always get the welcome email.")
 
     def settings(self) -> dict:
         data = {"name": self.name.data, "accept_test_orders": self.accept_test_orders.data,
                 "cancel_access": self.cancel_access.data,
                 "grace_days": 7 if self.grace_days.data is None else self.grace_days.data,
-                "card_update_url": self.card_update_url.data or None}
+                "card_update_url": self.card_update_url.data or None,
+                "manage_subscriptions_url": self.manage_subscriptions_url.data or None,
+                "access_added_email": self.access_added_email.data}
         if self.secret.data:
             data["secret"] = self.secret.data
         if self.api_key.data:

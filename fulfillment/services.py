@@ -29,6 +29,7 @@ from fulfillment.models import (AdjustmentKind, CancelAccess, EventStatus, Integ
                                 OrderAdjustment, WebhookEvent)
 from fulfillment.parsers import Action, Line, OrderEvent
 from fulfillment.rules import levels_for_items
+from membership import access_emails
 from membership import services as membership
 from membership.errors import InvalidEmail
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
@@ -223,10 +224,11 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
             _cancel_grant(session, session.get(Grant, grant_id), cancel.effective_at)
     _fire_per_line(session, Trigger.ORDER_COMPLETED, member, integration, event, granted,
                    key=f"order:{integration.id}:{event.order_ref}")
-    if created:
-        levels_by_id = {level.id: level for _, levels in mapped for level in levels}
-        membership.queue_welcome_email(session, member,
-                                       [levels_by_id[i] for i in dict.fromkeys(level_id for _, level_id, _ in granted)])
+    levels_by_id = {level.id: level for _, levels in mapped for level in levels}
+    access_emails.queue_order_emails(
+        session, member, [levels_by_id[i] for i in dict.fromkeys(level_id for _, level_id, _ in granted)],
+        created=created, access_added_email=integration.access_added_email,
+        event_key=f"order:{integration.id}:{event.order_ref}")
     if unmapped:
         return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=True)
     notes = [note] if note else []
