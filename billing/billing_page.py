@@ -23,6 +23,7 @@ from billing import card_updates, gateways
 from billing.errors import GatewayRefused
 from billing.models import BILLABLE_MANDATE_STATUSES, Mandate
 from billing.periods import describe, format_money
+from fulfillment import subscriptions as cart_subscriptions
 from errors import CoursegateError, Unauthorized
 from extensions import db, keep_private, protect_forms
 from keap import subscriptions as keap_subscriptions
@@ -89,9 +90,22 @@ def own_rows(session: Session, member: Member) -> list[OwnRow]:
     return rows
 
 
-def load(session: Session, member: Member) -> tuple[list[OwnRow], keap_subscriptions.ExternalSubscriptions]:
-    """Both halves of the page. May remember newly matched Keap contacts (flushes): the caller commits."""
-    return own_rows(session, member), keap_subscriptions.rows_for_member(session, member)
+@dataclass(frozen=True)
+class BillingView:
+    own: list[OwnRow]
+    keap: keap_subscriptions.ExternalSubscriptions
+    cart: list[cart_subscriptions.CartSubscription]
+
+    @property
+    def empty(self) -> bool:
+        return (not self.own and not self.cart and not (self.keap.status == "ok" and self.keap.rows)
+                and self.keap.status != "unavailable")
+
+
+def load(session: Session, member: Member) -> BillingView:
+    """Every part of the page. May remember newly matched Keap contacts (flushes): the caller commits."""
+    return BillingView(own_rows(session, member), keap_subscriptions.rows_for_member(session, member),
+                       cart_subscriptions.rows_for_member(session, member))
 
 
 def _signed_in() -> Member:
@@ -107,9 +121,9 @@ def billing():
     member = current_member()
     if member is None:
         return redirect(url_for("member_pages.login"))
-    own, keap = load(db.session, member)
+    view = load(db.session, member)
     db.session.commit()  # newly matched Keap contacts are remembered
-    return render_template("billing/billing_page.html", member=member, own=own, keap=keap)
+    return render_template("billing/billing_page.html", member=member, view=view, own=view.own, keap=view.keap)
 
 
 def account_link(session: Session, member: Member) -> Markup:
@@ -209,14 +223,25 @@ blp = ApiBlueprint("me_subscriptions", __name__, url_prefix="/api/v1",
 
 
 def _edit_url(row) -> str | None:
+    if row.source == "cart":
+        return row.manage_url
     if row.source == "own":
         return url_for("billing_cards.card", method_id=row.card.payment_method_id) if row.card else None
     return url_for("keap_pages.card", subscription_id=row.subscription_id)
 
 
 class MySubscriptionRowOut(SubscriptionRowOut):
-    status = ma.fields.String(dump_default="active")
+    source = ma.fields.String(metadata={"description": "own (our billing) | keap | cart (billed by a cart, from "
+                                                       "the orders it sent us)"})
+    status = ma.fields.String(dump_default="active",
+                              metadata={"description": "active | past_due | paused | cancelled (access continues "
+                                                       "to access_until)"})
     edit_card_url = ma.fields.Function(_edit_url)
+    manage_url = ma.fields.String(allow_none=True, dump_default=None,
+                                  metadata={"description": "cart: where the member manages it (the cart's "
+                                                           "customer hub)"})
+    cart = ma.fields.String(allow_none=True, dump_default=None, metadata={"description": "cart: its name"})
+    access_until = ma.fields.Date(allow_none=True, dump_default=None)
 
 
 class MySubscriptionsOut(ma.Schema):
@@ -233,10 +258,12 @@ def my_subscriptions():
     if member is None:
         raise Unauthorized("Sign in first: this endpoint uses the member's session cookie from /login.",
                            code="not_signed_in")
-    own, keap = load(db.session, member)
+    view = load(db.session, member)
     db.session.commit()
     sources = [{"source": "own", "status": "ok", "message": None}]
-    if keap.status != "not_applicable":
-        sources.append(keap)
-    return ({"subscriptions": [*own, *keap.rows], "sources": sources}, 200,
+    if view.keap.status != "not_applicable":
+        sources.append(view.keap)
+    if view.cart:
+        sources.append({"source": "cart", "status": "ok", "message": None})
+    return ({"subscriptions": [*view.own, *view.keap.rows, *view.cart], "sources": sources}, 200,
             {"Cache-Control": "private, no-store"})
