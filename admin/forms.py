@@ -186,7 +186,18 @@ INTERVAL_CHOICES = [SelectChoice("day", "Day(s)"), SelectChoice("week", "Week(s)
                     SelectChoice("year", "Year(s)")]
 
 
-class PlanForm(FlaskForm):
+class PlanPauseFields:
+    max_pause_days = IntegerField("Members may pause for up to (days)",
+                                  validators=[Optional(), NumberRange(min=1, max=365)],
+                                  description="Leave empty to offer no pause. Members pause and resume on their "
+                                              "billing page; billing moves back by the days paused.")
+    access_during_pause = BooleanField("Keep access while paused")
+
+    def pause_settings(self) -> dict:
+        return {"max_pause_days": self.max_pause_days.data, "access_during_pause": self.access_during_pause.data}
+
+
+class PlanForm(PlanPauseFields, FlaskForm):
     name = StringField("Name", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
     level_id = SelectField("Level it renews", coerce=int, validators=[DataRequired("Choose a level.")])
     amount = DecimalField("Price per interval", places=2, validators=[DataRequired(REQUIRED),
@@ -199,7 +210,7 @@ class PlanForm(FlaskForm):
     interval_unit = SelectField("Interval", choices=INTERVAL_CHOICES, default="month")
 
 
-class PlanRenameForm(FlaskForm):
+class PlanRenameForm(PlanPauseFields, FlaskForm):
     name = StringField("Name", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
 
 

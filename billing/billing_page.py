@@ -19,8 +19,8 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from billing import card_updates, gateways
-from billing.errors import GatewayRefused
+from billing import card_updates, gateways, pauses
+from billing.errors import GatewayRefused, MandateNotFound
 from billing.models import BILLABLE_MANDATE_STATUSES, Mandate
 from billing.periods import describe, format_money
 from fulfillment import subscriptions as cart_subscriptions
@@ -30,6 +30,7 @@ from keap import subscriptions as keap_subscriptions
 from keap.schemas import ExternalSourceOut, SubscriptionRowOut
 from membership.auth import current_member
 from membership.models import Member
+from schemas_common import StrictSchema
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,12 @@ class OwnRow:
     price: str
     card: OwnCard | None
     source: str = "own"
+    paused_until: date | None = None
+    pause: pauses.PauseOffer | None = None  # None: the plan offers no pause, or it cannot pause now
+
+    @property
+    def max_pause_days(self) -> int | None:
+        return self.pause.max_days if self.pause else None
 
     @property
     def interval_label(self) -> str:
@@ -78,13 +85,14 @@ def own_rows(session: Session, member: Member) -> list[OwnRow]:
     for m in mandates:
         pm = m.payment_method
         rows.append(OwnRow(
-            subscription_id=str(m.id), product_name=m.plan.name, status=m.status,
+            subscription_id=str(m.id), product_name=m.plan.name, status="paused" if m.paused_at else m.status,
             started_at=m.signed_at.date() if m.signed_at else None,
             renews_on=m.current_period_end.date() if m.current_period_end else None,
             amount=(Decimal(m.amount) / 100).quantize(Decimal("0.01")), currency=m.currency.upper(),
             interval_unit=m.interval_unit, interval_count=m.interval_count,
             price=format_money(m.amount, m.currency),
             card=OwnCard(pm.brand, pm.last4, pm.exp_month, pm.exp_year, pm.id) if pm else None,
+            paused_until=m.pause_until.date() if m.pause_until else None, pause=pauses.offer(m),
         ))
     rows.sort(key=lambda r: (r.renews_on or date.max, r.product_name))
     return rows
@@ -206,6 +214,46 @@ def expiry(method_id: int):
     return redirect(url_for("member_pages.billing"))
 
 
+# --- pausing our own subscriptions -------------------------------------------------------------------
+
+def _own_mandate(member: Member, mandate_id: int) -> Mandate:
+    mandate = db.session.get(Mandate, mandate_id)
+    if mandate is None or mandate.member_id != member.id:
+        raise MandateNotFound()
+    return mandate
+
+
+@bp.post("/account/billing/subscriptions/<int:mandate_id>/pause")
+def pause(mandate_id: int):
+    member = _signed_in()
+    mandate = _own_mandate(member, mandate_id)
+    try:
+        pauses.pause(db.session, mandate, request.form.get("days", 0, type=int))
+    except CoursegateError as exc:
+        db.session.rollback()
+        flash(exc.message, "bad")
+        return redirect(url_for("member_pages.billing")), 303
+    db.session.commit()
+    flash(f"{mandate.plan.name} is paused until {mandate.pause_until:%d %B %Y}: nothing is charged until then, "
+          "and your next payment moves back by the days paused.", "info")
+    return redirect(url_for("member_pages.billing")), 303
+
+
+@bp.post("/account/billing/subscriptions/<int:mandate_id>/resume")
+def resume(mandate_id: int):
+    member = _signed_in()
+    mandate = _own_mandate(member, mandate_id)
+    try:
+        pauses.resume(db.session, mandate)
+    except CoursegateError as exc:
+        db.session.rollback()
+        flash(exc.message, "bad")
+        return redirect(url_for("member_pages.billing")), 303
+    db.session.commit()
+    flash(f"{mandate.plan.name} is running again.", "info")
+    return redirect(url_for("member_pages.billing")), 303
+
+
 def _flash_result(result: card_updates.CardUpdate) -> None:
     flash(f"Your {result.method.brand.title()} ending {result.method.last4} is now used for "
           f"{len(result.mandates)} subscription(s). We have emailed you a confirmation.", "info")
@@ -242,6 +290,11 @@ class MySubscriptionRowOut(SubscriptionRowOut):
                                                            "customer hub)"})
     cart = ma.fields.String(allow_none=True, dump_default=None, metadata={"description": "cart: its name"})
     access_until = ma.fields.Date(allow_none=True, dump_default=None)
+    paused_until = ma.fields.Date(allow_none=True, dump_default=None,
+                                  metadata={"description": "own: paused until then (billing moves back)"})
+    max_pause_days = ma.fields.Integer(allow_none=True, dump_default=None,
+                                       metadata={"description": "own: the longest pause allowed now; null: cannot "
+                                                                "pause (the plan offers none, or already paused)"})
 
 
 class MySubscriptionsOut(ma.Schema):
@@ -253,11 +306,9 @@ class MySubscriptionsOut(ma.Schema):
 @blp.response(200, MySubscriptionsOut)
 @blp.doc(security=[{"memberSession": []}])
 def my_subscriptions():
-    """Every active subscription of the signed-in member: ours and, for Keap customers, Keap's."""
-    member = current_member()
-    if member is None:
-        raise Unauthorized("Sign in first: this endpoint uses the member's session cookie from /login.",
-                           code="not_signed_in")
+    """Every active subscription of the signed-in member: ours, Keap's for Keap customers, and those a cart
+    bills (from the orders it sent)."""
+    member = _signed_in_api()
     view = load(db.session, member)
     db.session.commit()
     sources = [{"source": "own", "status": "ok", "message": None}]
@@ -267,3 +318,48 @@ def my_subscriptions():
         sources.append({"source": "cart", "status": "ok", "message": None})
     return ({"subscriptions": [*view.own, *view.keap.rows, *view.cart], "sources": sources}, 200,
             {"Cache-Control": "private, no-store"})
+
+
+class PauseIn(StrictSchema):
+    days = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=365),
+                             metadata={"description": "How long; at most the plan's max_pause_days"})
+
+
+def _signed_in_api() -> Member:
+    member = current_member()
+    if member is None:
+        raise Unauthorized("Sign in first: this endpoint uses the member's session cookie from /login.",
+                           code="not_signed_in")
+    return member
+
+
+def _own_row(member: Member, mandate: Mandate) -> OwnRow:
+    return next(row for row in own_rows(db.session, member) if row.subscription_id == str(mandate.id))
+
+
+@blp.route("/me/subscriptions/<int:mandate_id>/pause", methods=["POST"])
+@blp.arguments(PauseIn)
+@blp.response(200, MySubscriptionRowOut)
+@blp.alt_response(409, description="pause_not_allowed: the plan offers no pause, or it is paused already")
+@blp.doc(security=[{"memberSession": []}])
+def pause_subscription(data, mandate_id):
+    """Pause one of the member's own subscriptions (not a cart's) for ``days``: no charge meanwhile; billing
+    moves back by the days paused; access during the pause as the plan says."""
+    member = _signed_in_api()
+    mandate = _own_mandate(member, mandate_id)
+    pauses.pause(db.session, mandate, data["days"])
+    db.session.commit()
+    return _own_row(member, mandate), 200, {"Cache-Control": "private, no-store"}
+
+
+@blp.route("/me/subscriptions/<int:mandate_id>/resume", methods=["POST"])
+@blp.response(200, MySubscriptionRowOut)
+@blp.alt_response(409, description="subscription_not_paused")
+@blp.doc(security=[{"memberSession": []}])
+def resume_subscription(mandate_id):
+    """Resume a paused subscription now; the unused days of the pause are given back to billing."""
+    member = _signed_in_api()
+    mandate = _own_mandate(member, mandate_id)
+    pauses.resume(db.session, mandate)
+    db.session.commit()
+    return _own_row(member, mandate), 200, {"Cache-Control": "private, no-store"}

@@ -378,6 +378,9 @@ def _subscription_cancelled(session: Session, row: WebhookEvent, integration: In
         _cancel_grant(session, grant, effective_at)
     _fire_for_subscription(session, Trigger.SUBSCRIPTION_CANCELLED, row, integration, grants,
                            effective_at=effective_at.isoformat() if effective_at else None)
+    if effective_at is not None and effective_at > timeutil.now():  # access runs to the end of the period
+        _fire_for_subscription(session, Trigger.CANCEL_SCHEDULED, row, integration, grants,
+                               access_until=effective_at.isoformat())
     if not grants:
         return EventStatus.PROCESSED, ("No grant for this subscription yet: the cancellation is recorded and "
                                        "applies when the order arrives.")
@@ -446,6 +449,7 @@ def _paused(session: Session, row: WebhookEvent, integration: Integration,
     for grant in grants:
         grant.status = GrantStatus.PAUSED
     session.flush()
+    _fire_for_subscription(session, Trigger.SUBSCRIPTION_PAUSED, row, integration, grants)
     return EventStatus.PROCESSED, None if grants else "No active grant for this subscription."
 
 
@@ -455,6 +459,7 @@ def _resumed(session: Session, row: WebhookEvent, integration: Integration,
     for grant in grants:
         grant.status = GrantStatus.PAST_DUE if grant.past_due_since else GrantStatus.ACTIVE
     session.flush()
+    _fire_for_subscription(session, Trigger.SUBSCRIPTION_RESUMED, row, integration, grants)
     return EventStatus.PROCESSED, None if grants else "No paused grant for this subscription."
 
 

@@ -24,25 +24,26 @@ def upgrade():
         batch_op.add_column(sa.Column('manage_subscriptions_url', sa.String(length=500), nullable=True))
         batch_op.add_column(sa.Column('access_added_email', sa.Boolean(), nullable=False,
                                       server_default=sa.false()))
-    with op.batch_alter_table('billing_plans', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('max_pause_days', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('access_during_pause', sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
-        batch_op.create_check_constraint(batch_op.f('ck_billing_plans_max_pause_days_positive'),
-                                         'max_pause_days IS NULL OR max_pause_days > 0')
-    with op.batch_alter_table('billing_mandates', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('paused_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('pause_until', sa.DateTime(timezone=True), nullable=True))
+    # Plain ADD COLUMN, not a batch: on SQLite a batch rebuilds the table and would drop the triggers that keep
+    # plans' and mandates' price and interval immutable (0300).
+    op.add_column('billing_plans', sa.Column('max_pause_days', sa.Integer(), nullable=True))
+    op.add_column('billing_plans', sa.Column('access_during_pause', sa.Boolean(), nullable=False,
+                                             server_default=sa.false()))
+    if op.get_bind().dialect.name != 'sqlite':  # SQLite cannot add a constraint to an existing table
+        op.create_check_constraint(op.f('ck_billing_plans_max_pause_days_positive'), 'billing_plans',
+                                   'max_pause_days IS NULL OR max_pause_days > 0')
+    op.add_column('billing_mandates', sa.Column('paused_at', sa.DateTime(timezone=True), nullable=True))
+    op.add_column('billing_mandates', sa.Column('pause_until', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade():
-    with op.batch_alter_table('billing_mandates', schema=None) as batch_op:
-        batch_op.drop_column('pause_until')
-        batch_op.drop_column('paused_at')
-    with op.batch_alter_table('billing_plans', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('ck_billing_plans_max_pause_days_positive'), type_='check')
-        batch_op.drop_column('access_during_pause')
-        batch_op.drop_column('max_pause_days')
+    # DROP COLUMN in place (SQLite 3.35+), keeping the immutability triggers.
+    op.drop_column('billing_mandates', 'pause_until')
+    op.drop_column('billing_mandates', 'paused_at')
+    if op.get_bind().dialect.name != 'sqlite':
+        op.drop_constraint(op.f('ck_billing_plans_max_pause_days_positive'), 'billing_plans', type_='check')
+    op.drop_column('billing_plans', 'access_during_pause')
+    op.drop_column('billing_plans', 'max_pause_days')
     with op.batch_alter_table('integrations', schema=None) as batch_op:
         batch_op.drop_column('access_added_email')
         batch_op.drop_column('manage_subscriptions_url')

@@ -90,3 +90,21 @@ def test_the_integration_api_and_admin_form_carry_the_two_settings(api, shop):
     assert changed.json["manage_subscriptions_url"] == HUB and changed.json["access_added_email"] is True
     bad = api.patch(f"/api/v1/integrations/{shop.id}", json={"manage_subscriptions_url": "javascript:alert(1)"})
     assert bad.status_code == 422 and "manage_subscriptions_url" in bad.json["errors"]
+
+
+def test_cart_pauses_resumes_and_scheduled_cancels_reach_automations(client, shop):
+    from sqlalchemy import select
+
+    from automations.models import AutomationEvent
+
+    post_tc(client, shop.id, order(email="pauser@example.com"))
+    base = {"thrivecart_secret": "TESTSECRET", "mode_int": "1", "order_id": "23370556", "subscription_id": "3498819",
+            "base_product": "12", "customer": {"email": "pauser@example.com"}}
+    for n, name in enumerate(("order.subscription_paused", "order.subscription_resumed")):
+        assert post_tc(client, shop.id, {**base, "event": name, "event_id": f"e{n}"}, "json").status_code == 200
+    ends = str(int(time.time()) + 5 * 86400)
+    post_tc(client, shop.id, {**base, "event": "order.subscription_cancelled",
+                              "subscription": {"type": "product", "id": "12", "billing_period_end": ends}}, "json")
+    triggers = list(db.session.scalars(select(AutomationEvent.trigger).order_by(AutomationEvent.id)))
+    assert [t for t in triggers if t.startswith(("subscription_", "cancel_"))] == [
+        "subscription_paused", "subscription_resumed", "subscription_cancelled", "cancel_scheduled"]
