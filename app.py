@@ -49,7 +49,9 @@ class Coursegate(Flask):
 
 def create_app(test_config: dict | None = None) -> Flask:
     configure_logging()
-    app = Coursegate(__name__, instance_relative_config=True)
+    # COURSEGATE_INSTANCE_PATH (absolute) keeps the database, secret and mail somewhere else than ./instance.
+    app = Coursegate(__name__, instance_relative_config=True,
+                     instance_path=os.environ.get("COURSEGATE_INSTANCE_PATH") or None)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(config.DEFAULTS)
     app.config.from_mapping(config.from_environment(app.instance_path))

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from email.utils import formataddr
 from typing import Mapping
+from urllib.parse import urlsplit
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
@@ -57,6 +59,14 @@ def instance_secret(instance_path: str) -> str:
     return value
 
 
+def default_sender(site_name: str, site_url: str) -> str:
+    """``Site name <no-reply@site domain>`` when MAIL_DEFAULT_SENDER is not set: members see who wrote.
+    A site served from an address or a bare host name (the embedded default) sends from ``localhost``."""
+    host = (urlsplit(site_url).hostname or "").lower()
+    is_domain = "." in host and not host.replace(".", "").isdigit() and ":" not in host
+    return formataddr((site_name, f"no-reply@{host if is_domain else 'localhost'}"))
+
+
 def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
     env = os.environ if environ is None else environ
     site_url = env.get("SITE_URL", "http://127.0.0.1:5000").rstrip("/")
@@ -65,13 +75,14 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
             env.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'coursegate.sqlite3'}"
         ),
         "SITE_URL": site_url,
-        "SITE_NAME": env.get("COURSEGATE_SITE_NAME", "Coursegate"),
+        "SITE_NAME": env.get("COURSEGATE_SITE_NAME", "").strip() or "Coursegate",
         "MAIL_SERVER": env.get("MAIL_SERVER") or None,
         "MAIL_PORT": parse_int("MAIL_PORT", env.get("MAIL_PORT", "25")),
         "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
         "MAIL_USE_TLS": parse_boolean("MAIL_USE_TLS", env.get("MAIL_USE_TLS", "false")),
-        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER", "Coursegate <no-reply@localhost>"),
+        # None: emails.transport sends as default_sender(SITE_NAME, SITE_URL).
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
         "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or None,
         "SESSION_COOKIE_SECURE": site_url.startswith("https://"),
         # Flask-Limiter: Redis when configured (shared by every worker), else per-process memory.

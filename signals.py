@@ -11,8 +11,9 @@ Keyword arguments, by signal:
 - ``grants_changed``: ``grant_ids``, ``change`` (``past_due``, ``renewed``, ``restored``, ``paused``, ``resumed``,
   ``revocation_scheduled``, ``extended``, ``reopened``).
 - ``grants_revoked``: ``grants`` (the revoked rows), ``reason``, ``depth`` (how deep in a chain of rules).
-- ``order_line_granted``, ``order_line_refunded``, ``subscription_cancelled``, ``payment_failed``,
-  ``payment_recovered``, ``card_updated``, ``member_tagged``, ``member_untagged``: what ``automations.triggers.fire``
+- ``order_line_granted``, ``order_line_refunded``, ``subscription_cancelled``, ``subscription_paused``,
+  ``subscription_resumed``, ``cancel_scheduled``, ``payment_failed``, ``payment_recovered``, ``card_updated``,
+  ``member_tagged``, ``member_untagged``: what ``automations.triggers.fire``
   takes: ``member``, ``event_key``, and optionally ``level``, ``product_id``, ``integration_id``, ``tag``,
   ``context``, ``depth``.
 - ``member_email_changed``: ``member``, ``old_email``.
@@ -36,6 +37,10 @@ member_untagged = _domain.signal("member-untagged")
 order_line_granted = _domain.signal("order-line-granted")
 order_line_refunded = _domain.signal("order-line-refunded")
 subscription_cancelled = _domain.signal("subscription-cancelled")
+# fulfillment (a cart's subscription) and billing (our own)
+subscription_paused = _domain.signal("subscription_paused")
+subscription_resumed = _domain.signal("subscription_resumed")
+cancel_scheduled = _domain.signal("cancel_scheduled")
 payment_failed = _domain.signal("payment-failed")
 payment_recovered = _domain.signal("payment-recovered")
 # billing: a member's card

@@ -40,6 +40,9 @@ class CourseForm(FlaskForm):
     slug = StringField("Slug", validators=[DataRequired(REQUIRED), Length(max=100), SLUG_RULE], filters=[strip],
                        description="Used in the access check (?course=…). Lower-case letters, digits, hyphens.")
     status = SelectField("Status", choices=[SelectChoice("draft", "Draft"), SelectChoice("published", "Published")], default="draft")
+    url = URLField("Course URL", validators=[Optional(), URL(require_tld=False), Length(max=500)], filters=[strip],
+                   description="Where the course lives on your site; members find it linked from their account "
+                               "and the welcome email.")
 
 
 class LevelForm(FlaskForm):
@@ -79,6 +82,12 @@ class IntegrationSettingsForm(FlaskForm):
                               validators=[Optional(), NumberRange(min=0, max=90)])
     card_update_url = URLField("Card update page", validators=[Optional(), URL(require_tld=False), Length(max=500)],
                                filters=[strip], description="Where a failed-payment email sends the member.")
+    manage_subscriptions_url = URLField(
+        "Subscription management page", validators=[Optional(), URL(require_tld=False), Length(max=500)],
+        filters=[strip], description="Where members manage the subscriptions this cart bills, e.g. your "
+                                     "ThriveCart customer hub; linked from their billing page.")
+    access_added_email = BooleanField("Email existing members when an order gives them more access",
+                                      description="New members always get the welcome email.")
 
     def for_kind(self, kind: str) -> None:
         """Keep only the fields this kind of cart uses (an edit form, whose kind is fixed)."""
@@ -92,7 +101,9 @@ class IntegrationSettingsForm(FlaskForm):
         data = {"name": self.name.data,
                 "cancel_access": self.cancel_access.data,
                 "grace_days": 7 if self.grace_days.data is None else self.grace_days.data,
-                "card_update_url": self.card_update_url.data or None}
+                "card_update_url": self.card_update_url.data or None,
+                "manage_subscriptions_url": self.manage_subscriptions_url.data or None,
+                "access_added_email": self.access_added_email.data}
         if "accept_test_orders" in self:
             data["accept_test_orders"] = self.accept_test_orders.data
         if "secret" in self and self.secret.data:
@@ -217,7 +228,18 @@ INTERVAL_CHOICES = [SelectChoice("day", "Day(s)"), SelectChoice("week", "Week(s)
                     SelectChoice("year", "Year(s)")]
 
 
-class PlanForm(FlaskForm):
+class PlanPauseFields:
+    max_pause_days = IntegerField("Members may pause for up to (days)",
+                                  validators=[Optional(), NumberRange(min=1, max=365)],
+                                  description="Leave empty to offer no pause. Members pause and resume on their "
+                                              "billing page; billing moves back by the days paused.")
+    access_during_pause = BooleanField("Keep access while paused")
+
+    def pause_settings(self) -> dict:
+        return {"max_pause_days": self.max_pause_days.data, "access_during_pause": self.access_during_pause.data}
+
+
+class PlanForm(PlanPauseFields, FlaskForm):
     name = StringField("Name", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
     level_id = SelectField("Level it renews", coerce=int, validators=[DataRequired("Choose a level.")])
     amount = DecimalField("Price per interval", places=2, validators=[DataRequired(REQUIRED),
@@ -230,7 +252,7 @@ class PlanForm(FlaskForm):
     interval_unit = SelectField("Interval", choices=INTERVAL_CHOICES, default="month")
 
 
-class PlanRenameForm(FlaskForm):
+class PlanRenameForm(PlanPauseFields, FlaskForm):
     name = StringField("Name", validators=[DataRequired(REQUIRED), Length(max=200)], filters=[strip])
 
 

@@ -22,6 +22,9 @@ class Trigger(enum.StrEnum):
     TAG_ADDED = "tag_added"
     TAG_REMOVED = "tag_removed"
     CARD_UPDATED = "card_updated"
+    SUBSCRIPTION_PAUSED = "subscription_paused"
+    SUBSCRIPTION_RESUMED = "subscription_resumed"
+    CANCEL_SCHEDULED = "cancel_scheduled"  # cancelled; access runs to the end of the paid period
 
 
 TRIGGERS = tuple(t.value for t in Trigger)

@@ -112,3 +112,13 @@ class InvitationNotFound(NotFound):
 class InvitationClosed(Conflict):
     code = "invitation_closed"
     message = "That invitation is already completed, expired or revoked."
+
+
+class PauseNotAllowed(Conflict):
+    code = "pause_not_allowed"
+    message = "This subscription cannot be paused."
+
+
+class NotPaused(Conflict):
+    code = "subscription_not_paused"
+    message = "That subscription is not paused."

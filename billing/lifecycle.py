@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 import timeutil
 from sqlutil import dialect_insert
-from billing import invoices, notify
+from billing import invoices, notify, pauses
 from billing.models import (BILLABLE_MANDATE_STATUSES, Invoice, InvoiceStatus, Mandate, MandateStatus,
                             PaymentStatus, Plan)
 from billing.periods import add_interval
@@ -52,6 +52,7 @@ def tick(session: Session, now: datetime | None = None) -> TickReport:
     batch = int(current_app.config["BILLING_BATCH_SIZE"])
     report = TickReport()
     report.expired = expire_pending(session, now)
+    pauses.resume_due(session, now)  # pauses that ran out, before invoicing sees their mandates
     session.commit()
     report.issued = issue_due_invoices(session, now, batch)
     charge_due_invoices(session, now, batch, report)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import timeutil
-from billing import gateways, invoices, notify
+from billing import gateways, invoices, notify, pauses
 from billing.errors import MandateNotCancellable, MandateNotFound, MandateNotPending, PlanNotAvailable
 from billing.gateways.base import CardDetails
 from billing.models import (LIVE_MANDATE_STATUSES, Invoice, InvoiceStatus, Mandate, MandateStatus,
@@ -139,4 +139,5 @@ def cancel_mandate(session: Session, mandate: Mandate, *, reason: str) -> Mandat
     session.flush()
     if not was_pending:
         notify.cancelled(session, mandate, mandate.member, mandate.plan.name, access_until)
+        pauses.cancel_scheduled(session, mandate, access_until)
     return mandate

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import timeutil
@@ -78,6 +78,7 @@ class Plan(db.Model):
         CheckConstraint(f"state IN ({_in(PlanState)})", name="state"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("interval_count > 0", name="interval_count_positive"),
+        CheckConstraint("max_pause_days IS NULL OR max_pause_days > 0", name="max_pause_days_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -91,6 +92,10 @@ class Plan(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
     updated_at: Mapped[datetime] = mapped_column(default=timeutil.now, onupdate=timeutil.now)
     deleted_at: Mapped[datetime | None]
+    # Members may pause their own subscription for up to this many days (None: pausing is not offered).
+    max_pause_days: Mapped[int | None]
+    # Whether the level stays open while a subscription is paused (else access waits for the resume).
+    access_during_pause: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     level: Mapped[Level] = relationship(lazy="joined")
 
@@ -147,6 +152,9 @@ class Mandate(db.Model):
     current_period_end: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(String(50))
+    # A pause the member asked for: no invoice is issued before ``pause_until`` (billing/pauses.py).
+    paused_at: Mapped[datetime | None]
+    pause_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=timeutil.now, onupdate=timeutil.now)
 
     member: Mapped[Member] = relationship()

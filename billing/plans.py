@@ -23,11 +23,12 @@ def get_plan(session: Session, plan_id: int) -> Plan:
 
 
 def create_plan(session: Session, *, name: str, level_id: int, amount: int, currency: str, interval_unit: str,
-                interval_count: int = 1) -> Plan:
+                interval_count: int = 1, max_pause_days: int | None = None, access_during_pause: bool = False) -> Plan:
     if session.get(Level, level_id) is None:
         raise LevelNotFound()
     plan = Plan(name=name.strip(), level_id=level_id, amount=amount, currency=currency.lower(),
-                interval_unit=interval_unit, interval_count=interval_count, state=PlanState.ACTIVE)
+                interval_unit=interval_unit, interval_count=interval_count, state=PlanState.ACTIVE,
+                max_pause_days=max_pause_days, access_during_pause=access_during_pause)
     session.add(plan)
     session.flush()
     return plan
@@ -42,6 +43,9 @@ def update_plan(session: Session, plan: Plan, changes: dict) -> Plan:
         raise PlanDeleted()
     if "name" in changes:
         plan.name = changes["name"].strip()
+    for field in ("max_pause_days", "access_during_pause"):  # applies to pauses asked for from now on
+        if field in changes:
+            setattr(plan, field, changes[field])
     session.flush()
     return plan
 

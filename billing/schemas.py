@@ -11,6 +11,11 @@ INTERVAL_UNITS = ["day", "week", "month", "year"]
 CURRENCY = validate.Regexp(r"^[A-Za-z]{3}$", error="Use a three-letter ISO 4217 code, e.g. 'usd'.")
 
 
+PAUSE_DAYS_SPEC = {"description": "Members may pause their subscription for up to this many days (from their "
+                                  "billing page or POST /api/v1/me/subscriptions/{id}/pause); null: no pausing."}
+ACCESS_DURING_PAUSE_SPEC = {"description": "Whether the level stays open while the subscription is paused."}
+
+
 class PlanIn(StrictSchema):
     name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
     level_id = ma.fields.Integer(required=True, strict=True, metadata={"description": "The level the plan renews."})
@@ -19,12 +24,18 @@ class PlanIn(StrictSchema):
     currency = ma.fields.String(required=True, validate=CURRENCY)
     interval_unit = ma.fields.String(required=True, validate=validate.OneOf(INTERVAL_UNITS))
     interval_count = ma.fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=365))
+    max_pause_days = ma.fields.Integer(strict=True, allow_none=True, load_default=None,
+                                       validate=validate.Range(min=1, max=365), metadata=PAUSE_DAYS_SPEC)
+    access_during_pause = ma.fields.Boolean(load_default=False, metadata=ACCESS_DURING_PAUSE_SPEC)
 
 
 class PlanUpdate(StrictSchema):
-    """Only ``name`` can change; sending a different price or interval is a 409 ``plan_immutable``."""
+    """The name and the pause settings can change; a different price or interval is a 409 ``plan_immutable``."""
 
     name = ma.fields.String(validate=validate.Length(min=1, max=200))
+    max_pause_days = ma.fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=365),
+                                       metadata=PAUSE_DAYS_SPEC)
+    access_during_pause = ma.fields.Boolean(metadata=ACCESS_DURING_PAUSE_SPEC)
     amount = ma.fields.Integer(strict=True)
     currency = ma.fields.String()
     interval_unit = ma.fields.String()
@@ -40,6 +51,8 @@ class PlanOut(ma.Schema):
     interval_unit = ma.fields.String()
     interval_count = ma.fields.Integer()
     state = ma.fields.String()
+    max_pause_days = ma.fields.Integer(allow_none=True, metadata=PAUSE_DAYS_SPEC)
+    access_during_pause = ma.fields.Boolean(metadata=ACCESS_DURING_PAUSE_SPEC)
     signup_url = ma.fields.Method("get_signup_url")
     created_at = ma.fields.DateTime()
     deleted_at = ma.fields.DateTime()
@@ -78,6 +91,9 @@ class MandateOut(ma.Schema):
     current_period_end = ma.fields.DateTime()
     cancelled_at = ma.fields.DateTime()
     cancel_reason = ma.fields.String()
+    paused_at = ma.fields.DateTime(allow_none=True)
+    pause_until = ma.fields.DateTime(allow_none=True, metadata={"description": "A member's pause ends (and billing "
+                                                                                "resumes) then"})
 
 
 class MandateArgs(QueryArgs):

@@ -16,11 +16,12 @@ class EmailKind:
     description: str
     body_required: frozenset[str] = frozenset()  # placeholders an owner's body text must keep
     links: frozenset[str] = frozenset()  # placeholders holding URLs (linked in the HTML part)
+    optional: frozenset[str] = frozenset()  # context keys a caller may leave out (rendered as an empty list)
 
     @property
     def placeholders(self) -> frozenset[str]:
         """What owner-edited subject and body text may use."""
-        return self.required | GLOBAL_PLACEHOLDERS
+        return self.required | self.optional | GLOBAL_PLACEHOLDERS
 
 
 CATALOG: dict[str, EmailKind] = {}
@@ -28,8 +29,9 @@ GLOBAL_PLACEHOLDERS = frozenset({"site_name", "site_url"})  # from configuration
 
 
 def register(name: str, subject: str, required: set[str], description: str, *, body_required: set[str] = frozenset(),
-             links: set[str] = frozenset()) -> EmailKind:
-    kind = EmailKind(name, subject, frozenset(required), description, frozenset(body_required), frozenset(links))
+             links: set[str] = frozenset(), optional: set[str] = frozenset()) -> EmailKind:
+    kind = EmailKind(name, subject, frozenset(required), description, frozenset(body_required), frozenset(links),
+                     frozenset(optional))
     CATALOG[name] = kind
     return kind
 
@@ -38,9 +40,18 @@ register(
     "welcome",
     "Welcome to {site_name}: your login link",
     {"member_name", "login_url", "levels"},
-    "Sent once to a member the service has just created, with a one-click login link.",
+    "Sent once to a member the service has just created, with a one-click login link and their courses.",
     body_required={"login_url"},
     links={"login_url"},
+    optional={"courses"},
+)
+register(
+    "access_added",
+    "{site_name}: you now have access to {levels}",
+    {"member_name", "levels", "courses", "account_url"},
+    "Sent to an existing member who gains access through a cart order, when the integration's "
+    "access_added_email is on (new members get the welcome email instead).",
+    links={"account_url"},
 )
 register(
     "login_link",

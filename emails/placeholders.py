@@ -20,6 +20,18 @@ class PlaceholderSyntaxError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Link:
+    """A titled link in an email's context (a course on the owner's site). Templates show the title as a
+    link; owner text's ``{placeholder}`` shows "title: url" (or the title alone when there is no url)."""
+
+    title: str
+    url: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.title}: {self.url}" if self.url else self.title
+
+
 @dataclass
 class Problems:
     syntax: list[str] = field(default_factory=list)

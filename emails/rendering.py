@@ -35,7 +35,8 @@ def render(name: str, context: dict, override: EmailTemplateOverride | None = No
     missing = kind.required - context.keys()
     if missing:
         raise KeyError(f"email {name!r} is missing context: {', '.join(sorted(missing))}")
-    full = {"site_name": current_app.config["SITE_NAME"], "site_url": current_app.config["SITE_URL"], **context}
+    full = {"site_name": current_app.config["SITE_NAME"], "site_url": current_app.config["SITE_URL"],
+            **dict.fromkeys(kind.optional, ()), **context}
     values = placeholder_values(full)
     subject_text = override.subject if override is not None and override.subject else kind.subject
     # One line, however a member's name was typed into a cart.

@@ -199,7 +199,8 @@ def delete_override(session: Session, name: str) -> None:
 
 
 # Stand-ins for a preview: what each context key looks like in a real email.
-SAMPLE_VALUES = {"member_name": "Sam Example", "levels": ["Example Level"], "grace_days": 7}
+SAMPLE_VALUES = {"member_name": "Sam Example", "levels": ["Example Level"], "grace_days": 7,
+                 "courses": [placeholders.Link("Example Course", "https://example.com/courses/example")]}
 
 
 def preview(session: Session, name: str, *, subject: str | None = None,
@@ -215,7 +216,7 @@ def preview(session: Session, name: str, *, subject: str | None = None,
     text = EmailTemplateOverride(template=name, subject=subject, body=body)  # never added to the session
     site_url = current_app.config["SITE_URL"]
     context = {key: SAMPLE_VALUES.get(key, f"{site_url}/example" if key in kind.links else f"[{key}]")
-               for key in kind.required}
+               for key in kind.required | kind.optional}
     return rendering.render(name, context, text)
 def enqueue_many(session: Session, messages: list[tuple[str, str, dict, str, int | None]]) -> list[int]:
     """``enqueue`` for a batch: ``(template, to, context, dedupe_key, member_id)`` each, one INSERT in all.

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from flask import current_app
 from flask_mailman import EmailMultiAlternatives, Mail
+
+import config
 
 mail = Mail()
 
@@ -33,9 +37,15 @@ def mail_dir() -> Path:
     return Path(configured) if configured else Path(current_app.instance_path) / "mail"
 
 
+def sender_address() -> str:
+    """MAIL_DEFAULT_SENDER, else the site's name at the site's domain."""
+    cfg = current_app.config
+    return cfg.get("MAIL_DEFAULT_SENDER") or config.default_sender(cfg["SITE_NAME"], cfg["SITE_URL"])
+
+
 def send(*, recipient: str, subject: str, text: str, html: str, email_id: int) -> None:
     """Deliver one message or raise. Callers record the outcome on the row."""
-    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    sender = sender_address()
     if current_app.config.get("MAIL_SERVER"):
         message = EmailMultiAlternatives(subject=subject, body=text, from_email=sender, to=[recipient],
                                          headers={"X-Coursegate-Email-Id": str(email_id)})
@@ -44,8 +54,11 @@ def send(*, recipient: str, subject: str, text: str, html: str, email_id: int) -
         return
     folder = mail_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^a-z0-9]+", "-", recipient.lower()).strip("-")[:60]
-    path = folder / f"{email_id:06d}-{slug}.eml"
     message = build_message(sender=sender, recipient=recipient, subject=subject, text=text, html=html,
                             email_id=email_id)
-    path.write_bytes(bytes(message))
+    # Several databases (a test run, a fresh install) may share one folder and reuse email ids: the time and a
+    # random part make every name new, and the exclusive create ("x") never replaces a file that is there.
+    slug = re.sub(r"[^a-z0-9]+", "-", recipient.lower()).strip("-")[:60]
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    with open(folder / f"{stamp}-{email_id:06d}-{uuid.uuid4().hex[:8]}-{slug}.eml", "xb") as fh:
+        fh.write(bytes(message))

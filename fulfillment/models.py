@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import (JSON, CheckConstraint, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, false,
+                        text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import timeutil
@@ -57,6 +58,12 @@ class Integration(db.Model):
     card_update_url: Mapped[str | None] = mapped_column(String(500))
     # Keap only: the external_source an enrolment sets on the member (null: "infusionsoft").
     external_source: Mapped[str | None] = mapped_column(String(100))
+    # Where a member manages the subscriptions this cart bills (e.g. ThriveCart's customer hub); the billing
+    # page links it beside the cart's subscriptions.
+    manage_subscriptions_url: Mapped[str | None] = mapped_column(String(500))
+    # Email an existing member who gains levels through this cart ("you now have access to ..."); new members
+    # get the welcome email either way.
+    access_added_email: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
     updated_at: Mapped[datetime] = mapped_column(default=timeutil.now, onupdate=timeutil.now)
 

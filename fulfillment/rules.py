@@ -15,7 +15,7 @@ from membership import courses
 from membership.models import Level
 
 INTEGRATION_SETTINGS = ("name", "accept_test_orders", "cancel_access", "grace_days", "card_update_url",
-                        "external_source")
+                        "external_source", "manage_subscriptions_url", "access_added_email")
 KEAP_DEFAULT_SOURCE = "infusionsoft"
 
 

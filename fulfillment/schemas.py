@@ -13,6 +13,17 @@ KINDS = ["thrivecart", "stripe", "generic", "keap"]
 ITEM_TYPES = ["product", "bump", "upsell", "downsell"]
 
 
+MANAGE_URL_SPEC = {"description": "Where members manage the subscriptions this cart bills (e.g. ThriveCart's "
+                                  "customer hub); linked on /account/billing. null for none."}
+ACCESS_EMAIL_SPEC = {"description": "Email an existing member who gains access through this cart (\"you now "
+                                    "have access to ...\"); new members always get the welcome email."}
+
+
+def manage_url_field(**kwargs) -> ma.fields.Url:
+    return ma.fields.Url(allow_none=True, require_tld=False, schemes={"http", "https"},
+                         validate=validate.Length(max=500), metadata=MANAGE_URL_SPEC, **kwargs)
+
+
 class IntegrationIn(StrictSchema):
     kind = ma.fields.String(required=True, validate=validate.OneOf(KINDS))
     name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -36,6 +47,8 @@ class IntegrationIn(StrictSchema):
                                                                 "on the member (default infusionsoft; the billing "
                                                                 "page reads Keap subscriptions for infusionsoft and "
                                                                 "keap)"})
+    manage_subscriptions_url = manage_url_field(load_default=None)
+    access_added_email = ma.fields.Boolean(load_default=False, metadata=ACCESS_EMAIL_SPEC)
 
 
 class IntegrationUpdate(StrictSchema):
@@ -51,6 +64,8 @@ class IntegrationUpdate(StrictSchema):
                                                                 "on the member (default infusionsoft; the billing "
                                                                 "page reads Keap subscriptions for infusionsoft and "
                                                                 "keap)"})
+    manage_subscriptions_url = manage_url_field()
+    access_added_email = ma.fields.Boolean(metadata=ACCESS_EMAIL_SPEC)
 
 
 class IntegrationOut(ma.Schema):
@@ -66,6 +81,8 @@ class IntegrationOut(ma.Schema):
     external_source = ma.fields.Function(lambda i: rules.external_source(i) if i.kind == "keap" else None,
                                          metadata={"description": "Keap only: what an enrolment sets as the "
                                                                   "member's external source"})
+    manage_subscriptions_url = ma.fields.String(allow_none=True)
+    access_added_email = ma.fields.Boolean()
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 

@@ -27,7 +27,7 @@ from fulfillment.models import (AdjustmentKind, CancelAccess, EventStatus, Integ
 from fulfillment.parsers import Action, Line, OrderEvent
 from fulfillment.parsers import keap as keap_parser
 from fulfillment.rules import levels_for_items
-from membership import grants
+from membership import access_emails, grants
 from membership import services as membership
 from membership.errors import InvalidEmail
 from membership.grants import RevokeReason
@@ -217,10 +217,11 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
         if cancel is not None:
             _cancel(session, [session.get(Grant, grant_id)], cancel.effective_at)
     _announce_lines(session, member, integration, event, granted, key=f"order:{integration.id}:{event.order_ref}")
-    if created:
-        levels_by_id = {level.id: level for _, levels in mapped for level in levels}
-        membership.queue_welcome_email(session, member,
-                                       [levels_by_id[i] for i in dict.fromkeys(level_id for _, level_id, _ in granted)])
+    levels_by_id = {level.id: level for _, levels in mapped for level in levels}
+    access_emails.queue_order_emails(
+        session, member, [levels_by_id[i] for i in dict.fromkeys(level_id for _, level_id, _ in granted)],
+        created=created, access_added_email=integration.access_added_email,
+        event_key=f"order:{integration.id}:{event.order_ref}")
     if unmapped:
         return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=True)
     notes = [note] if note else []
@@ -364,6 +365,9 @@ def _subscription_cancelled(session: Session, row: WebhookEvent, integration: In
     _cancel(session, cancelled, effective_at)
     _announce_for_subscription(session, signals.subscription_cancelled, row, integration, cancelled,
                                effective_at=effective_at.isoformat() if effective_at else None)
+    if effective_at is not None and effective_at > timeutil.now():  # access runs to the end of the period
+        _announce_for_subscription(session, signals.cancel_scheduled, row, integration, cancelled,
+                                   access_until=effective_at.isoformat())
     if not cancelled:
         return EventStatus.PROCESSED, ("No grant for this subscription yet: the cancellation is recorded and "
                                        "applies when the order arrives.")
@@ -416,12 +420,14 @@ def _paused(session: Session, row: WebhookEvent, integration: Integration,
             event: OrderEvent) -> tuple[str, str | None]:
     paused = grants.pause(session, _subscription_grants(session, integration, event,
                                                         (GrantStatus.ACTIVE, GrantStatus.PAST_DUE)))
+    _announce_for_subscription(session, signals.subscription_paused, row, integration, paused)
     return EventStatus.PROCESSED, None if paused else "No active grant for this subscription."
 
 
 def _resumed(session: Session, row: WebhookEvent, integration: Integration,
              event: OrderEvent) -> tuple[str, str | None]:
     resumed = grants.resume(session, _subscription_grants(session, integration, event, (GrantStatus.PAUSED,)))
+    _announce_for_subscription(session, signals.subscription_resumed, row, integration, resumed)
     return EventStatus.PROCESSED, None if resumed else "No paused grant for this subscription."
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from emails.placeholders import Link
 from errors import Unprocessable
 from membership.errors import CourseNotFound, DuplicateSlug, LevelInUse, LevelNotFound
 from membership.models import Course, CourseStatus, Grant, Level
@@ -33,17 +34,23 @@ def _flush_unique_slug(session: Session, kind: str, slug: str) -> None:
         raise DuplicateSlug(f"A {kind} with the slug {slug!r} already exists.") from None
 
 
-def create_course(session: Session, *, title: str, slug: str, status: str = CourseStatus.DRAFT) -> Course:
-    course = Course(title=title.strip(), slug=slug, status=status)
+def create_course(session: Session, *, title: str, slug: str, status: str = CourseStatus.DRAFT,
+                  url: str | None = None) -> Course:
+    course = Course(title=title.strip(), slug=slug, status=status, url=url or None)
     session.add(course)
     _flush_unique_slug(session, "course", slug)
     return course
 
 
 def update_course(session: Session, course: Course, changes: dict) -> Course:
-    for field in ("title", "slug", "status"):
+    for field in ("title", "slug", "status", "url"):
         if field in changes:
-            setattr(course, field, changes[field].strip() if field == "title" else changes[field])
+            value = changes[field]
+            if field == "title":
+                value = value.strip()
+            elif field == "url":
+                value = value or None
+            setattr(course, field, value)
     _flush_unique_slug(session, "course", course.slug)
     return course
 
@@ -51,6 +58,17 @@ def update_course(session: Session, course: Course, changes: dict) -> Course:
 def delete_course(session: Session, course: Course) -> None:
     session.delete(course)
     session.flush()
+
+
+def course_links(levels: list[Level]) -> list[Link]:
+    """The published courses these levels open, each once, titled and linked to where it lives (if set):
+    what the welcome and "access added" emails list."""
+    seen: dict[int, Link] = {}
+    for level in levels:
+        for course in level.courses:
+            if course.status == CourseStatus.PUBLISHED and course.id not in seen:
+                seen[course.id] = Link(course.title, course.url)
+    return list(seen.values())
 
 
 def any_published_course(session: Session) -> bool:

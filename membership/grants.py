@@ -145,6 +145,21 @@ def _set(session: Session, grants: Sequence[Grant], **values) -> None:
             set_committed_value(grant, key, value)
 
 
+def _set_ends(session: Session, new_ends: dict[Grant, datetime]) -> list[Grant]:
+    """A different end for each grant: one statement, executed for every row."""
+    if not new_ends:
+        return []
+    moment = timeutil.now()
+    table = Grant.__table__
+    session.execute(update(table).where(table.c.id == bindparam("grant_id"))
+                    .values(ends_at=bindparam("new_end"), updated_at=moment),
+                    [{"grant_id": grant.id, "new_end": end} for grant, end in new_ends.items()])
+    for grant, end in new_ends.items():
+        set_committed_value(grant, "ends_at", end)
+        set_committed_value(grant, "updated_at", moment)
+    return list(new_ends)
+
+
 def _changed(session: Session, grants: Sequence[Grant], change: str) -> None:
     if grants:
         signals.grants_changed.send(session, grant_ids=[g.id for g in grants], change=change)
@@ -179,15 +194,8 @@ def renew(session: Session, grants: Sequence[Grant], *, ends_at: datetime | None
     if ends_at is not None:
         _set(session, grants, ends_at=ends_at)
     else:
-        extended = {g.id: max(g.ends_at, moment) + timedelta(days=g.level.duration_days)
-                    for g in grants if g.level.duration_days and g.ends_at is not None}
-        if extended:
-            session.execute(update(Grant.__table__).where(Grant.__table__.c.id == bindparam("grant_id"))
-                            .values(ends_at=bindparam("new_end"), updated_at=moment),
-                            [{"grant_id": gid, "new_end": end} for gid, end in extended.items()])
-            for grant in grants:
-                if grant.id in extended:
-                    set_committed_value(grant, "ends_at", extended[grant.id])
+        _set_ends(session, {g: max(g.ends_at, moment) + timedelta(days=g.level.duration_days)
+                            for g in grants if g.level.duration_days and g.ends_at is not None})
     _changed(session, grants, "renewed")
     return list(grants)
 
@@ -244,6 +252,13 @@ def resume(session: Session, grants: Sequence[Grant]) -> list[Grant]:
     _set(session, [g for g in paused if g.past_due_since is None], status=GrantStatus.ACTIVE.value)
     _changed(session, paused, "resumed")
     return paused
+
+
+def shift(session: Session, grants: Sequence[Grant], delta: timedelta) -> list[Grant]:
+    """Move the end of each time-limited grant by ``delta`` (a pause of our own billing keeps the days paid for)."""
+    changed = _set_ends(session, {g: g.ends_at + delta for g in grants if g.ends_at is not None})
+    _changed(session, changed, "extended")
+    return changed
 
 
 def schedule_revocation(session: Session, grants: Sequence[Grant], at: datetime, reason: str, *,

@@ -53,6 +53,8 @@ class Course(db.Model):
     title: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     status: Mapped[str] = mapped_column(String(20), default=CourseStatus.DRAFT)
+    # Where the course lives on the owner's site (linked from /account and the welcome email).
+    url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
     updated_at: Mapped[datetime] = mapped_column(default=timeutil.now, onupdate=timeutil.now)
 

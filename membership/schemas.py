@@ -9,16 +9,27 @@ from membership.models import EMAIL_PATTERN
 from schemas_common import SLUG, QueryArgs, StrictSchema
 
 
+COURSE_URL_SPEC = {"description": "Where the course lives on your site (http or https); linked from /account and "
+                                  "the welcome email. null for none."}
+
+
+def course_url_field(**kwargs) -> ma.fields.Url:
+    return ma.fields.Url(allow_none=True, require_tld=False, schemes={"http", "https"},
+                         validate=validate.Length(max=500), metadata=COURSE_URL_SPEC, **kwargs)
+
+
 class CourseIn(StrictSchema):
     title = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
     slug = ma.fields.String(required=True, validate=[validate.Length(min=1, max=100), SLUG])
     status = ma.fields.String(load_default="draft", validate=validate.OneOf(["draft", "published"]))
+    url = course_url_field(load_default=None)
 
 
 class CourseUpdate(StrictSchema):
     title = ma.fields.String(validate=validate.Length(min=1, max=200))
     slug = ma.fields.String(validate=[validate.Length(min=1, max=100), SLUG])
     status = ma.fields.String(validate=validate.OneOf(["draft", "published"]))
+    url = course_url_field()
 
 
 class CourseOut(ma.Schema):
@@ -26,6 +37,7 @@ class CourseOut(ma.Schema):
     title = ma.fields.String()
     slug = ma.fields.String()
     status = ma.fields.String()
+    url = ma.fields.String(allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 
@@ -55,6 +67,7 @@ class CourseRef(ma.Schema):
     slug = ma.fields.String()
     title = ma.fields.String()
     status = ma.fields.String()
+    url = ma.fields.String(allow_none=True)
 
 
 class LevelOut(ma.Schema):
@@ -181,6 +194,7 @@ class MeCourse(ma.Schema):
     id = ma.fields.Integer()
     slug = ma.fields.String()
     title = ma.fields.String()
+    url = ma.fields.String(allow_none=True, metadata={"description": "Where the course lives; null if not set"})
 
 
 class MeLevel(ma.Schema):

@@ -18,7 +18,7 @@ import timeutil
 from emails import services as email_services
 from emails.errors import CannotResend
 from emails.models import OutboundEmail
-from membership import login_links
+from membership import courses, login_links
 from membership.errors import DuplicateEmail, InvalidEmail
 from membership.models import EMAIL_PATTERN, Course, Grant, Level, Member
 from sqlutil import attach, insert_ignoring_conflicts
@@ -149,7 +149,7 @@ def login_url(member: Member, *, purpose: str = "welcome") -> str:
 def welcome_context(member: Member, levels: list[Level]) -> dict:
     """The welcome email's context, with a new login link."""
     return {"member_name": member.name or "there", "login_url": login_url(member),
-            "levels": [level.name for level in levels]}
+            "levels": [level.name for level in levels], "courses": courses.course_links(levels)}
 
 
 def queue_welcome_email(session: Session, member: Member, levels: list[Level]) -> None:

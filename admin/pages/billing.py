@@ -71,7 +71,7 @@ def plans():
         db.session, name=form.name.data, level_id=form.level_id.data,
         amount=int((form.amount.data * 100).to_integral_value(ROUND_HALF_UP)),
         currency=form.currency.data, interval_unit=form.interval_unit.data, interval_count=form.interval_count.data,
-    ), default_field="level_id")
+        **form.pause_settings()), default_field="level_id")
     if plan:
         flash(f"Plan “{plan.name}” created: {money(plan.amount, plan.currency)} "
               f"{interval(plan.interval_count, plan.interval_unit)}.")
@@ -90,8 +90,9 @@ def plans():
 def plan(plan_id: int):
     plan = billing_plans.get_plan(db.session, plan_id)
     form = PlanRenameForm(obj=plan)
-    if submit(form, lambda: billing_plans.update_plan(db.session, plan, {"name": form.name.data})):
-        flash(f"Plan renamed to “{plan.name}”.")
+    if submit(form, lambda: billing_plans.update_plan(db.session, plan,
+                                                      {"name": form.name.data, **form.pause_settings()})):
+        flash(f"Plan “{plan.name}” saved.")
         return redirect(url_for("admin.plan", plan_id=plan.id))
     page = paginate(select(Mandate).options(selectinload(Mandate.payment_method), selectinload(Mandate.member))
                     .where(Mandate.plan_id == plan.id).order_by(Mandate.id.desc()))

@@ -27,7 +27,8 @@ def courses():
 def course_new():
     form = CourseForm()
     course = submit(form, lambda: catalogue.create_course(db.session, title=form.title.data, slug=form.slug.data,
-                                                          status=form.status.data), default_field="slug")
+                                                          status=form.status.data, url=form.url.data or None),
+                    default_field="slug")
     if course:
         flash(f"Course “{course.title}” created ({course.status}).")
         return redirect(url_for("admin.courses"))
@@ -39,7 +40,8 @@ def course_edit(course_id: int):
     course = catalogue.get_course(db.session, course_id)
     form = CourseForm(obj=course)
     if submit(form, lambda: catalogue.update_course(db.session, course, {
-            "title": form.title.data, "slug": form.slug.data, "status": form.status.data}), default_field="slug"):
+            "title": form.title.data, "slug": form.slug.data, "status": form.status.data,
+            "url": form.url.data or None}), default_field="slug"):
         flash(f"Course “{course.title}” saved.")
         return redirect(url_for("admin.courses"))
     return render_template("admin/course_form.html", form=form, course=course), form_status(form)

@@ -191,7 +191,7 @@ def test_templates_are_listed_with_their_placeholders(api):
     response = api.get("/api/v1/email-templates")
     assert response.status_code == 200
     welcome = next(t for t in response.json if t["name"] == "welcome")
-    assert welcome["placeholders"] == ["levels", "login_url", "member_name", "site_name", "site_url"]
+    assert welcome["placeholders"] == ["courses", "levels", "login_url", "member_name", "site_name", "site_url"]
     assert welcome["required_placeholders"] == ["login_url"]
     assert welcome["default_subject"] == "Welcome to {site_name}: your login link"
     assert welcome["overridden"] is False and welcome["body"] is None

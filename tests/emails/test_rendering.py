@@ -13,6 +13,7 @@ import pytest
 
 from emails import catalog, rendering
 from emails.models import EmailTemplateOverride
+from emails.placeholders import Link
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("COURSEGATE_UPDATE_SNAPSHOTS") == "1"
@@ -20,7 +21,11 @@ UPDATE = os.environ.get("COURSEGATE_UPDATE_SNAPSHOTS") == "1"
 # One context per catalogued email, with characters that must be escaped in HTML.
 CASES: dict[str, dict] = {
     "welcome": {"member_name": "Grace <Hopper>", "login_url": "http://coursegate.test/login/TOKEN",
-                "levels": ["Gold", "Tips & Tricks"]},
+                "levels": ["Gold", "Tips & Tricks"],
+                "courses": [Link("Course <One>", "https://school.example.com/one?a=1&b=2"), Link("Offline Q&A")]},
+    "access_added": {"member_name": "Grace <Hopper>", "levels": ["Tips & Tricks"],
+                     "courses": [Link("Course <Two>", "https://school.example.com/two")],
+                     "account_url": "http://coursegate.test/account"},
     "login_link": {"member_name": "Grace <Hopper>", "login_url": "http://coursegate.test/login/TOKEN"},
     "payment_failed": {"member_name": "Grace <Hopper>", "grace_days": 7, "levels": ["Gold"],
                        "card_update_url": "https://cart.example.com/hub?customer=1&plan=2"},
