@@ -231,11 +231,11 @@ def pause(mandate_id: int):
     except CoursegateError as exc:
         db.session.rollback()
         flash(exc.message, "bad")
-        return redirect(url_for("member_pages.billing")), 303
+        return redirect(url_for("billing_cards.billing")), 303
     db.session.commit()
     flash(f"{mandate.plan.name} is paused until {mandate.pause_until:%d %B %Y}: nothing is charged until then, "
           "and your next payment moves back by the days paused.", "info")
-    return redirect(url_for("member_pages.billing")), 303
+    return redirect(url_for("billing_cards.billing")), 303
 
 
 @bp.post("/account/billing/subscriptions/<int:mandate_id>/resume")
@@ -247,10 +247,10 @@ def resume(mandate_id: int):
     except CoursegateError as exc:
         db.session.rollback()
         flash(exc.message, "bad")
-        return redirect(url_for("member_pages.billing")), 303
+        return redirect(url_for("billing_cards.billing")), 303
     db.session.commit()
     flash(f"{mandate.plan.name} is running again.", "info")
-    return redirect(url_for("member_pages.billing")), 303
+    return redirect(url_for("billing_cards.billing")), 303
 
 
 def _flash_result(result: card_updates.CardUpdate) -> None:
