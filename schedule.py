@@ -49,6 +49,8 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("automations.run_due", "automations.tasks:run_due", timedelta(minutes=5)),
     # Our own subscriptions: issue invoices ahead, charge what is due, retry, expire (billing/lifecycle.py).
     PeriodicJob("billing.tick", "billing.tasks:tick", timedelta(minutes=5)),
+    # Charges whose outcome we never heard (timeout) or the gateway had not settled (processing).
+    PeriodicJob("billing.settle_payments", "billing.tasks:settle_payments", timedelta(minutes=10)),
 ]
 
 # Modules a Celery worker imports so every task is registered (periodic or triggered after a commit).

@@ -100,23 +100,17 @@ def lock_for_customer(session: Session, invoice: Invoice) -> Invoice:
 
 
 def charge_invoice(session: Session, invoice: Invoice, *, initiated_by: str) -> PaymentAttempt:
-    """Charge the mandate's card for ``invoice`` off-session and apply the outcome."""
+    """Charge the mandate's card for ``invoice`` off-session and apply the outcome (at most once: charges.py)."""
     if invoice.status != InvoiceStatus.OPEN:
         raise InvoiceNotOpen()
     mandate = invoice.mandate
     method = mandate.payment_method
     if method is None:
         raise NoPaymentMethod()
-    gateway = gateways.get(mandate.gateway)
-    number = len(invoice.attempts) + 1
-    try:
-        result = gateway.charge(session, card=card_of(method), amount=invoice.amount, currency=invoice.currency,
-                                idempotency_key=f"coursegate-invoice-{invoice.id}-attempt-{number}",
-                                description=f"{mandate.plan.name} ({invoice.number})")
-    except Exception as exc:  # the gateway module maps what it knows; anything else is still not a crash
-        logger.exception("gateway %s failed charging invoice %s", gateway.name, invoice.id)
-        result = ChargeResult(AttemptOutcome.GATEWAY_ERROR, None, type(exc).__name__)
-    return record_attempt(session, invoice, result, initiated_by=initiated_by, method=method)
+    # charges.py builds on this module's outcome rules (apply_outcome), so it is imported when used.
+    from billing import charges
+
+    return charges.charge(session, invoice, method, initiated_by=initiated_by)
 
 
 def record_attempt(session: Session, invoice: Invoice, result: ChargeResult, *, initiated_by: str,

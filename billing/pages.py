@@ -151,8 +151,9 @@ def authenticate(invoice_id: int):
         return _back(invoice, token)
     return_url = current_app.config["SITE_URL"] + url_for("billing_pages.authenticated", invoice_id=invoice.id,
                                                           t=token)
-    url = gateways.get(invoice.mandate.gateway).start_authentication(db.session, invoice.action_ref,
-                                                                     return_url=return_url)
+    method = invoice.mandate.payment_method
+    url = gateways.get(invoice.mandate.gateway).start_authentication(
+        db.session, invoice.action_ref, return_url=return_url, payment_method=method.token if method else None)
     return redirect(url)
 
 
@@ -171,6 +172,9 @@ def _flash_outcome(outcome: str) -> None:
         "succeeded": ("Thank you: the payment went through.", "info"),
         "requires_action": ("Your bank asks you to confirm this payment.", "warn"),
         "gateway_error": ("The payment provider did not answer; please try again in a moment.", "warn"),
+        "processing": ("Your payment is being processed; this page shows the result once it is known.", "info"),
+        "unknown": ("We are checking with the payment provider whether the payment went through; you will not "
+                    "be charged twice.", "info"),
     }
     message, category = messages.get(outcome, ("The payment did not go through. Try another card.", "bad"))
     flash(message, category)

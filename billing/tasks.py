@@ -29,6 +29,17 @@ def tick() -> str:
     return report.summary()
 
 
+@shared_task(name="billing.settle_payments")
+def settle_payments() -> int:
+    """Ask the gateway about every charge left in doubt (timed out, processing) that no webhook settled."""
+    from billing import charges
+
+    settled = charges.settle_open_attempts(db.session)
+    if settled:
+        logger.info("settled %s payment(s) left in doubt", settled)
+    return settled
+
+
 @shared_task(name="billing.send_card_invitation")
 def send_card_invitation(invitation_id: int) -> None:
     """Make an invitation's link and send it (email, SMS). The link exists only in the messages."""
