@@ -307,3 +307,19 @@ def test_3ds_recovery_confirms_with_the_card_and_a_second_decline_is_said_plainl
     db.session.expire_all()
     assert [a.outcome for a in db.session.get(Invoice, invoice.id).attempts] == ["requires_action",
                                                                                "failed_retryable"]
+
+
+def test_a_webhook_for_an_invoice_a_tick_is_charging_asks_stripe_to_deliver_again(client, clock, stripe_billing,
+                                                                                  mocked_responses):
+    invoice = stripe_invoice(clock)
+    integration = make_integration(kind="stripe", secret=WHSEC, api_key="rk_test_123")
+    db.session.commit()
+    mocked_responses.add(responses.POST, f"{API}/payment_intents", json=intent("processing", id="pi_slow"))
+    tick()
+    claimed = db.session.get(Invoice, invoice.id)
+    claimed.claim_token, claimed.claimed_at = "another-tick", timeutil.now()
+    db.session.commit()
+    response = stripe_event_post(client, integration.id, "payment_intent.succeeded", intent("succeeded", id="pi_slow"))
+    assert response.status_code == 503 and response.get_json()["code"] == "invoice_busy"
+    db.session.expire_all()
+    assert db.session.get(Invoice, invoice.id).payment_status == "processing"
