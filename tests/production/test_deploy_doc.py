@@ -151,11 +151,10 @@ def test_a_production_host_without_secret_key_refuses_to_start(database_url):
     assert result.returncode != 0 and "SECRET_KEY is not set" in result.stderr
 
 
-def test_the_docs_name_only_tasks_and_jobs_that_exist():
-    import worker
-
-    worker.celery_app.loader.import_default_modules()
-    known = set(worker.celery_app.tasks) | {job.name for job in schedule.PERIODIC_JOBS}
+def test_the_docs_name_only_tasks_and_jobs_that_exist(app):
+    celery_app = app.extensions["celery"]
+    celery_app.loader.import_default_modules()  # what a worker does at start (see test_worker_tasks.py)
+    known = set(celery_app.tasks) | {job.name for job in schedule.PERIODIC_JOBS}
     domains = "fulfillment|billing|emails|membership|automations|keap"
     for doc in (ROOT / "README.md", DOC):
         named = set(re.findall(rf"`((?:{domains})\.[a-z_]+)`", doc.read_text()))
