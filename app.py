@@ -64,6 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
         if "DATABASE_URL" in test_config:
             app.config["SQLALCHEMY_DATABASE_URI"] = config.database_uri(test_config["DATABASE_URL"])
+    config.require_secret_key(app.config)
 
     app.json.sort_keys = False  # keep fields in schema order
     # Ids in URLs are database integers: a larger number matches no route (404), not a database error.

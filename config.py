@@ -67,6 +67,23 @@ def default_sender(site_name: str, site_url: str) -> str:
     return formataddr((site_name, f"no-reply@{host if is_domain else 'localhost'}"))
 
 
+def is_production(env: Mapping[str, str]) -> bool:
+    """``COURSEGATE_ENV=production`` (or ``development``) says so; otherwise PostgreSQL means production."""
+    declared = env.get("COURSEGATE_ENV", "").strip().lower()
+    if declared not in ("", "production", "development"):
+        raise ConfigError(f"COURSEGATE_ENV must be 'production' or 'development', got {declared!r}")
+    if declared:
+        return declared == "production"
+    return database_uri(env.get("DATABASE_URL", "")).startswith("postgresql")
+
+
+def require_secret_key(settings: Mapping) -> None:
+    if not settings.get("SECRET_KEY"):
+        raise ConfigError("SECRET_KEY is not set. In production (COURSEGATE_ENV=production, or DATABASE_URL on "
+                          "PostgreSQL) every host must share one SECRET_KEY: set it in the environment (see "
+                          "docs/deploy.md). COURSEGATE_ENV=development generates one under instance/ instead.")
+
+
 def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
     env = os.environ if environ is None else environ
     site_url = env.get("SITE_URL", "http://127.0.0.1:5000").rstrip("/")
@@ -89,10 +106,13 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "RATELIMIT_STORAGE_URI": (env.get("COURSEGATE_RATELIMIT_STORAGE_URI") or env.get("CELERY_BROKER_URL")
                                   or "memory://"),
     }
+    settings["PRODUCTION"] = is_production(env)
     if env.get("SECRET_KEY"):
         settings["SECRET_KEY"] = env["SECRET_KEY"]
-    else:
+    elif not settings["PRODUCTION"]:
         settings["SECRET_KEY"] = instance_secret(instance_path)
+    # In production a missing SECRET_KEY stays missing: create_app refuses to start (require_secret_key), since
+    # a key generated per host makes every link and session from one host fail on the others.
     fallbacks = [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
     settings["SECRET_KEY_FALLBACKS"] = fallbacks
     return settings

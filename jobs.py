@@ -17,13 +17,14 @@ import logging
 import time
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 import observability
 import schedule
+import timeutil
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,10 @@ def celery_init_app(app: Flask) -> Celery:
             token = observability.request_id_var.set(request_id)
             try:
                 with app.app_context():
-                    return _run_logged(self, args, kwargs)
+                    job = schedule.job_for_task(self.name)
+                    if job is None:
+                        return _run_logged(self, args, kwargs)
+                    return _run_periodic(job, self, args, kwargs)
             finally:
                 observability.request_id_var.reset(token)
 
@@ -55,11 +59,16 @@ def celery_init_app(app: Flask) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         timezone="UTC",
+        worker_hijack_root_logger=False,  # keep our dictConfig: one JSON line per job in workers and beat
     )
     celery_app.conf.update(
         imports=schedule.TASK_MODULES,  # a worker registers every task, not only those imported by chance
         beat_schedule=schedule.beat_schedule(),  # `celery -A worker beat`: the periodic jobs, declared in schedule.py
     )
+    # Celery would replace our logging setup with its plain-text one in workers and beat.
+    signals.setup_logging.connect(_keep_our_logging, weak=False)
+    signals.worker_init.connect(_export_worker_metrics, weak=False)
+    signals.worker_process_shutdown.connect(_forget_worker_process, weak=False)
     celery_app.conf.update(app.config.get("CELERY", {}))
     celery_app.set_default()
     app.extensions["celery"] = celery_app
@@ -77,6 +86,30 @@ def _run_logged(task: Task, args: tuple, kwargs: dict | None = None) -> object:
         raise
     observability.log_job(task.name, started, "ok", **ids)
     return result
+
+
+def _keep_our_logging(**_kwargs) -> None:
+    """Connected to Celery's ``setup_logging``: the dictConfig of app.configure_logging stays in charge."""
+
+
+def _export_worker_metrics(**_kwargs) -> None:
+    observability.start_worker_exporter()
+
+
+def _forget_worker_process(pid: int | None = None, **_kwargs) -> None:
+    observability.mark_process_dead(pid)
+
+
+def _run_periodic(job, task: Task, args: tuple, kwargs: dict | None) -> object:
+    """A periodic job sent by beat: its run is recorded as cron's are (``flask jobs list``)."""
+    started_at, error = timeutil.now(), None
+    try:
+        return _run_logged(task, args, kwargs)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        schedule.note_run(job, started_at, error)
 
 
 def after_commit(session: Session, task: Task | str, *args: Any) -> None:
@@ -109,6 +142,7 @@ def dispatch(task: Task | str, *args: Any) -> None:
         try:
             task.apply_async(args=args, headers={"request_id": observability.request_id_var.get()})
         except Exception:  # the broker is down: the sweep will re-trigger from the row
+            observability.BROKER_SEND_FAILURES.inc()
             logger.exception("could not send %s%r to the broker; left for the sweep", task.name, args)
         return
     if has_request_context() and not app.config.get("COURSEGATE_JOBS_INLINE"):

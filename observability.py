@@ -15,8 +15,14 @@ import time
 import uuid
 
 from flask import Flask, Response, current_app, g, jsonify, request
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest,
-                               multiprocess)
+
+# prometheus_client writes every process's values under PROMETHEUS_MULTIPROC_DIR from the first metric on, and
+# crashes when the folder is missing: create it before any metric exists (every process, every command).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,  # noqa: E402
+                               generate_latest, multiprocess)
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 
@@ -39,6 +45,11 @@ JOB_SECONDS = Histogram("coursegate_job_seconds", "Background job duration", ["j
 BILLING_TICK_SECONDS = Histogram("coursegate_billing_tick_seconds", "Duration of one billing tick",
                                  buckets=(0.1, 0.5, 1, 5, 15, 30, 60, 120, 300))
 BILLING_OUTCOMES = Counter("coursegate_billing_outcomes_total", "Billing tick outcomes", ["outcome"])
+# A lost broker degrades (jobs run later from the database sweeps); it does not make a host unready.
+BROKER_REACHABLE = Gauge("coursegate_broker_reachable", "1 when the Celery broker answered the last check",
+                         multiprocess_mode="mostrecent")
+BROKER_SEND_FAILURES = Counter("coursegate_broker_send_failures_total",
+                               "Jobs that could not be sent to the broker (left for the sweeps)")
 
 
 # --- logging -------------------------------------------------------------------------------------------
@@ -164,9 +175,13 @@ def readiness() -> tuple[bool, dict]:
             with celery_app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=2)
             checks["broker"] = {"ok": True}
+            BROKER_REACHABLE.set(1)
         except Exception as exc:
-            checks["broker"] = {"ok": False, "error": type(exc).__name__}
-            ok = False
+            # Still ready: webhooks are stored and answered, and every job is re-triggered from its row by
+            # the sweeps once the broker is back. Taking every host out of the balancer would lose orders.
+            checks["broker"] = {"ok": False, "degraded": True, "error": type(exc).__name__,
+                                "effect": "jobs wait in the database until the broker is back"}
+            BROKER_REACHABLE.set(0)
     else:
         checks["broker"] = {"ok": True, "mode": "in-process (no broker configured)"}
     return ok, checks
@@ -222,6 +237,33 @@ def metrics_view():
     return response
 
 
+def start_worker_exporter() -> None:
+    """``COURSEGATE_WORKER_METRICS=host:port``: a Celery worker serves its job and billing metrics there.
+
+    Jobs (the billing tick among them) run in the worker's pool processes, so the worker needs
+    ``PROMETHEUS_MULTIPROC_DIR`` (a folder of its own) for its exporter to add them up.
+    """
+    address = os.environ.get("COURSEGATE_WORKER_METRICS")
+    if not address:
+        return
+    from prometheus_client import REGISTRY, start_http_server
+
+    host, _, port = address.rpartition(":")
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        logging.getLogger(__name__).warning("COURSEGATE_WORKER_METRICS without PROMETHEUS_MULTIPROC_DIR: "
+                                            "the pool processes' metrics are not exported")
+    start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+
+
+def mark_process_dead(pid: int | None) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid or os.getpid())
+
+
 def init_app(app: Flask) -> None:
     app.before_request(_start_request)
     app.after_request(_finish_request)
@@ -236,7 +278,8 @@ def init_app(app: Flask) -> None:
     @app.get("/readyz")
     def readyz():
         ok, checks = readiness()
-        response = jsonify(status="ok" if ok else "unavailable", checks=checks)
+        degraded = any(check.get("degraded") for check in checks.values())
+        response = jsonify(status="unavailable" if not ok else "degraded" if degraded else "ok", checks=checks)
         response.status_code = 200 if ok else 503
         response.headers["Cache-Control"] = "no-store"
         return response

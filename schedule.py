@@ -49,6 +49,8 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("automations.run_due", "automations.tasks:run_due", timedelta(minutes=5)),
     # Our own subscriptions: issue invoices ahead, charge what is due, retry, expire (billing/lifecycle.py).
     PeriodicJob("billing.tick", "billing.tasks:tick", timedelta(minutes=5)),
+    # Charges whose outcome we never heard (timeout) or the gateway had not settled (processing).
+    PeriodicJob("billing.settle_payments", "billing.tasks:settle_payments", timedelta(minutes=10)),
 ]
 
 # Modules a Celery worker imports so every task is registered (periodic or triggered after a commit).
@@ -111,6 +113,34 @@ def run_due(jobs: list[PeriodicJob] | None = None) -> list[str]:
         db.session.commit()
         ran.append(job.name)
     return ran
+
+
+def job_for_task(task_name: str) -> PeriodicJob | None:
+    """The periodic job a Celery task runs (beat sends it by task name)."""
+    for job in PERIODIC_JOBS:
+        if job.load().name == task_name:
+            return job
+    return None
+
+
+def note_run(job: PeriodicJob, started_at: datetime, error: str | None) -> None:
+    """Record a run that beat triggered, so ``jobs list`` shows it as it shows cron's. Commits."""
+    session = db.session
+    session.rollback()  # a failed task may have left the session mid-transaction
+    run = session.scalar(select(JobRun).where(JobRun.name == job.name).with_for_update())
+    if run is None:
+        run = JobRun(name=job.name, last_started_at=started_at)
+        try:
+            with session.begin_nested():
+                session.add(run)
+                session.flush()
+        except IntegrityError:  # another worker recorded the same job a moment ago
+            session.rollback()
+            run = session.scalar(select(JobRun).where(JobRun.name == job.name).with_for_update())
+    run.last_started_at = max(timeutil.as_utc(run.last_started_at), started_at)
+    run.last_finished_at = timeutil.now()
+    run.last_error = error[:1000] if error else None
+    session.commit()
 
 
 jobs_cli = AppGroup("jobs", help="Periodic jobs (for cron, when Celery beat is not used).")

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from billing import invoices, mandates, plans, reports
+from billing import charges, invoices, mandates, plans, reports
 from billing.models import Invoice, Mandate, Plan
 from billing.schemas import (InvoiceArgs, InvoiceOut, MandateArgs, MandateOut, MoneyAtRiskArgs, MoneyAtRiskOut,
                              PlanArgs, PlanIn, PlanOut, PlanUpdate)
@@ -148,7 +148,7 @@ def void_invoice(invoice_id):
 def retry_invoice(invoice_id):
     """Charge an open invoice now with the subscription's card; the attempt's outcome is in ``attempts``."""
     invoice = invoices.get_invoice(db.session, invoice_id)
-    invoices.retry_now(db.session, invoice, initiated_by="owner")
+    charges.retry_now(db.session, invoice, initiated_by="owner")
     return invoice
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 import signals
 import timeutil
-from billing import gateways, invoices, mandates
+from billing import charges, gateways, invoices, mandates
 from billing.errors import ExpiryUpdateUnsupported, InvalidExpiry, PaymentMethodNotFound
 from billing.gateways.base import CardDetails
 from billing.models import (LIVE_MANDATE_STATUSES, Invoice, InvoiceStatus, Mandate, MandateStatus,
@@ -74,7 +74,7 @@ def _retry_past_due(session: Session, affected: list[Mandate], initiated_by: str
                                   Invoice.due_at <= timeutil.now()).order_by(Invoice.due_at)).all()
         for invoice in open_invoices:
             try:
-                attempts.append(invoices.retry_now(session, invoice, initiated_by=initiated_by))
+                attempts.append(charges.retry_now(session, invoice, initiated_by=initiated_by))
             except CoursegateError as exc:  # a tick is charging it right now, or it closed meanwhile
                 logger.info("invoice %s not retried after a card change: %s", invoice.id, exc.code)
     return attempts

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import timeutil
-from billing import gateways, notify
-from billing.errors import InvoiceBusy, InvoiceNotFound, InvoiceNotOpen, NoPaymentMethod
+from billing import notify
+from billing.errors import InvoiceBusy, InvoiceNotFound, InvoiceNotOpen
 from billing.gateways.base import CardDetails, ChargeResult
 from billing.models import (AttemptOutcome, Invoice, InvoiceStatus, Mandate, MandateStatus, PaymentAttempt,
                             PaymentMethod, PaymentStatus)
@@ -98,26 +98,6 @@ def lock_for_customer(session: Session, invoice: Invoice) -> Invoice:
     if invoice.claim_token is not None:
         raise InvoiceBusy()
     return invoice
-
-
-def charge_invoice(session: Session, invoice: Invoice, *, initiated_by: str) -> PaymentAttempt:
-    """Charge the mandate's card for ``invoice`` off-session and apply the outcome."""
-    if invoice.status != InvoiceStatus.OPEN:
-        raise InvoiceNotOpen()
-    mandate = invoice.mandate
-    method = mandate.payment_method
-    if method is None:
-        raise NoPaymentMethod()
-    gateway = gateways.get(mandate.gateway)
-    number = len(invoice.attempts) + 1
-    try:
-        result = gateway.charge(session, card=card_of(method), amount=invoice.amount, currency=invoice.currency,
-                                idempotency_key=f"coursegate-invoice-{invoice.id}-attempt-{number}",
-                                description=f"{mandate.plan.name} ({invoice.number})")
-    except Exception as exc:  # the gateway module maps what it knows; anything else is still not a crash
-        logger.exception("gateway %s failed charging invoice %s", gateway.name, invoice.id)
-        result = ChargeResult(AttemptOutcome.GATEWAY_ERROR, None, type(exc).__name__)
-    return record_attempt(session, invoice, result, initiated_by=initiated_by, method=method)
 
 
 def record_attempt(session: Session, invoice: Invoice, result: ChargeResult, *, initiated_by: str,
@@ -240,21 +220,3 @@ def void_invoice(session: Session, invoice: Invoice, reason: str) -> Invoice:
     return invoice
 
 
-def retry_now(session: Session, invoice: Invoice, *, initiated_by: str) -> PaymentAttempt:
-    """A charge a person asked for (the customer on the invoice page, or the owner through the API)."""
-    lock_for_customer(session, invoice)
-    if invoice.mandate.status not in (MandateStatus.ACTIVE, MandateStatus.PAST_DUE):
-        raise InvoiceNotOpen("That subscription is not active, so its invoice cannot be charged.")
-    return charge_invoice(session, invoice, initiated_by=initiated_by)
-
-
-def confirm_authentication(session: Session, invoice: Invoice) -> PaymentAttempt | None:
-    """The customer came back from authenticating: ask the gateway how the payment ended."""
-    lock_for_customer(session, invoice)
-    if invoice.payment_status != PaymentStatus.REQUIRES_ACTION or not invoice.action_ref:
-        return None
-    result = gateways.get(invoice.mandate.gateway).confirm(session, invoice.action_ref)
-    if result.outcome == AttemptOutcome.REQUIRES_ACTION:
-        return None  # not authenticated yet; the page still offers the link
-    return record_attempt(session, invoice, result, initiated_by="customer",
-                          method=invoice.mandate.payment_method)

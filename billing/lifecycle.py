@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 import timeutil
 from sqlutil import dialect_insert
-from billing import invoices, notify, pauses
+from billing import charges, invoices, notify, pauses
 from billing.models import (BILLABLE_MANDATE_STATUSES, Invoice, InvoiceStatus, Mandate, MandateStatus,
                             PaymentStatus, Plan)
 from billing.periods import add_interval
@@ -205,7 +205,7 @@ def _charge_batch(session: Session, invoice_ids: list[int]) -> list[str]:
                         invoice.next_attempt_at = None
                         outcomes.append("no_payment_method")
                     else:
-                        outcomes.append(invoices.charge_invoice(session, invoice, initiated_by="tick").outcome)
+                        outcomes.append(charges.charge_invoice(session, invoice, initiated_by="tick").outcome)
                     invoice.claim_token = None
                     invoice.claimed_at = None
         session.commit()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import timeutil
-from billing import gateways, invoices, notify, pauses
+from billing import charges, gateways, invoices, notify, pauses
 from billing.errors import MandateNotCancellable, MandateNotFound, MandateNotPending, PlanNotAvailable
 from billing.gateways.base import CardDetails
 from billing.models import (LIVE_MANDATE_STATUSES, Invoice, InvoiceStatus, Mandate, MandateStatus,
@@ -103,7 +103,7 @@ def complete_signing(session: Session, mandate: Mandate, params: dict) -> Invoic
     session.flush()
     # The first period is charged right away, so there is no "coming up" email: the receipt says it all.
     invoice = invoices.issue_invoice(session, mandate, now, notify_customer=False)
-    invoices.charge_invoice(session, invoice, initiated_by="customer")
+    charges.charge_invoice(session, invoice, initiated_by="customer")
     return invoice
 
 

@@ -57,6 +57,7 @@ class PaymentStatus(enum.StrEnum):
     REQUIRES_ACTION = "requires_action"  # the customer must authenticate
     SUCCEEDED = "succeeded"
     NOT_REQUIRED = "not_required"  # voided before any charge
+    PROCESSING = "processing"  # charged; the provider has not settled it yet (a webhook or the sweep will)
 
 
 class AttemptOutcome(enum.StrEnum):
@@ -64,7 +65,14 @@ class AttemptOutcome(enum.StrEnum):
     FAILED_RETRYABLE = "failed_retryable"
     FAILED_HARD = "failed_hard"
     REQUIRES_ACTION = "requires_action"
-    GATEWAY_ERROR = "gateway_error"
+    GATEWAY_ERROR = "gateway_error"  # the provider refused to process it: nothing was charged
+    # In doubt: the call may have charged (timeout, reset, 5xx) or the provider is still settling it. Never
+    # followed by a new attempt before the gateway is asked what became of this one (billing/charges.py).
+    UNKNOWN = "unknown"
+    PROCESSING = "processing"
+
+
+IN_DOUBT_OUTCOMES = (AttemptOutcome.UNKNOWN, AttemptOutcome.PROCESSING)
 
 
 def _in(values) -> str:
@@ -201,7 +209,10 @@ class Invoice(db.Model):
 
 class PaymentAttempt(db.Model):
     __tablename__ = "billing_payment_attempts"
-    __table_args__ = (CheckConstraint(f"outcome IN ({_in(AttemptOutcome)})", name="outcome"),)
+    __table_args__ = (
+        CheckConstraint(f"outcome IN ({_in(AttemptOutcome)})", name="outcome"),
+        Index("ix_billing_payment_attempts_in_doubt", "outcome", "created_at"),  # the sweep's search
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("billing_invoices.id", ondelete="CASCADE"), index=True)
@@ -212,7 +223,10 @@ class PaymentAttempt(db.Model):
     outcome: Mapped[str] = mapped_column(String(20))
     gateway: Mapped[str] = mapped_column(String(20))
     gateway_ref: Mapped[str | None] = mapped_column(String(255))
+    # The key the charge was sent with: an in-doubt attempt is retried under the same one, never a new one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
     message: Mapped[str | None] = mapped_column(String(500))
+    settled_at: Mapped[datetime | None]  # when an in-doubt outcome was settled (webhook, sweep, retry)
     initiated_by: Mapped[str] = mapped_column(String(20))  # tick | customer | owner
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
 

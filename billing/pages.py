@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 
 import timeutil
-from billing import gateways, invoices, links, mandates, plans, queries
+from billing import charges, gateways, links, mandates, plans, queries
 from billing.errors import InvoiceNotOpen, MandateNotCancellable, PlanNotAvailable
 from billing.models import Invoice, InvoiceStatus, MandateStatus, PaymentStatus, PlanState
 from billing.periods import describe, format_money
@@ -104,7 +104,7 @@ def invoice_page(invoice_id: int):
 def pay_invoice(invoice_id: int):
     """Retry now with the card on file."""
     invoice, token = _invoice_for_viewer(invoice_id)
-    attempt = invoices.retry_now(db.session, invoice, initiated_by="customer")
+    attempt = charges.retry_now(db.session, invoice, initiated_by="customer")
     db.session.commit()
     _flash_outcome(attempt.outcome)
     return _back(invoice, token)
@@ -138,7 +138,7 @@ def card_return(invoice_id: int):
         abort(404)
     mandates.replace_card(db.session, invoice.mandate, setup["ref"], request.args.to_dict())
     db.session.commit()
-    attempt = invoices.retry_now(db.session, invoice, initiated_by="customer")
+    attempt = charges.retry_now(db.session, invoice, initiated_by="customer")
     db.session.commit()
     _flash_outcome(attempt.outcome)
     return _back(invoice, token)
@@ -151,15 +151,16 @@ def authenticate(invoice_id: int):
         return _back(invoice, token)
     return_url = current_app.config["SITE_URL"] + url_for("billing_pages.authenticated", invoice_id=invoice.id,
                                                           t=token)
-    url = gateways.get(invoice.mandate.gateway).start_authentication(db.session, invoice.action_ref,
-                                                                     return_url=return_url)
+    method = invoice.mandate.payment_method
+    url = gateways.get(invoice.mandate.gateway).start_authentication(
+        db.session, invoice.action_ref, return_url=return_url, payment_method=method.token if method else None)
     return redirect(url)
 
 
 @bp.get("/invoices/<int:invoice_id>/authenticated")
 def authenticated(invoice_id: int):
     invoice, token = _invoice_for_viewer(invoice_id)
-    attempt = invoices.confirm_authentication(db.session, invoice)
+    attempt = charges.confirm_authentication(db.session, invoice)
     db.session.commit()
     if attempt is not None:
         _flash_outcome(attempt.outcome)
@@ -171,6 +172,9 @@ def _flash_outcome(outcome: str) -> None:
         "succeeded": ("Thank you: the payment went through.", "info"),
         "requires_action": ("Your bank asks you to confirm this payment.", "warn"),
         "gateway_error": ("The payment provider did not answer; please try again in a moment.", "warn"),
+        "processing": ("Your payment is being processed; this page shows the result once it is known.", "info"),
+        "unknown": ("We are checking with the payment provider whether the payment went through; you will not "
+                    "be charged twice.", "info"),
     }
     message, category = messages.get(outcome, ("The payment did not go through. Try another card.", "bad"))
     flash(message, category)

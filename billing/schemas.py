@@ -105,7 +105,9 @@ class MandateArgs(QueryArgs):
 
 class AttemptOut(ma.Schema):
     id = ma.fields.Integer()
-    outcome = ma.fields.String()
+    outcome = ma.fields.String(metadata={"description": "succeeded, failed_retryable, failed_hard, requires_action, "
+                                                        "gateway_error (nothing charged), unknown (the answer was "
+                                                        "lost; being looked up), processing."})
     amount = ma.fields.Integer()
     currency = ma.fields.String()
     gateway = ma.fields.String()
@@ -113,6 +115,7 @@ class AttemptOut(ma.Schema):
     message = ma.fields.String()
     initiated_by = ma.fields.String()
     created_at = ma.fields.DateTime()
+    settled_at = ma.fields.DateTime(metadata={"description": "When an unknown or processing outcome was settled."})
 
 
 class InvoiceOut(ma.Schema):
@@ -128,7 +131,8 @@ class InvoiceOut(ma.Schema):
     due_at = ma.fields.DateTime()
     status = ma.fields.String(metadata={"description": "Document status: open, paid, void, uncollectible."})
     payment_status = ma.fields.String(
-        metadata={"description": "pending, failed, requires_action, succeeded, not_required."})
+        metadata={"description": "pending, failed, requires_action, succeeded, not_required, processing (charged "
+                                 "or maybe charged; settles from the gateway, never charged again meanwhile)."})
     next_attempt_at = ma.fields.DateTime()
     paid_at = ma.fields.DateTime()
     voided_at = ma.fields.DateTime()

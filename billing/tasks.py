@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 
 import observability
-from billing import invitations, lifecycle
+from billing import charges, invitations, lifecycle
 from billing.models import CardInvitation
 from extensions import db
 
@@ -27,6 +27,15 @@ def tick() -> str:
             observability.BILLING_OUTCOMES.labels(outcome).inc(getattr(report, outcome))
     logger.info("billing tick: %s", report.summary())
     return report.summary()
+
+
+@shared_task(name="billing.settle_payments")
+def settle_payments() -> int:
+    """Ask the gateway about every charge left in doubt (timed out, processing) that no webhook settled."""
+    settled = charges.settle_open_attempts(db.session)
+    if settled:
+        logger.info("settled %s payment(s) left in doubt", settled)
+    return settled
 
 
 @shared_task(name="billing.send_card_invitation")

@@ -15,6 +15,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 import observability
+from billing import charges
 from extensions import db
 from fulfillment import parsers, services, signatures
 from fulfillment.parsers import keap as keap_parser
@@ -105,10 +106,27 @@ def _receive_signed_json(integration_id: int, kind: str, verify, header: str, pa
     integration = _integration(integration_id, kind)
     body = _raw_body()
     verify(integration, body, request.headers.get(header))
-    event = parse(parsers.decode_json(body))
+    tree = parsers.decode_json(body)
+    if kind == IntegrationKind.STRIPE and isinstance(tree, dict) and tree.get("type") in PAYMENT_INTENT_EVENTS:
+        return _settle_payment(tree)
+    event = parse(tree)
     row = services.receive(db.session, integration, event, body=body.decode("utf-8", errors="replace"),
                            content_type=request.content_type or "", headers=_headers())
     return _commit_and_answer(row, integration, started)
+
+
+# How our own billing's off-session charges ended (billing/charges.py); not cart orders.
+PAYMENT_INTENT_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed",
+                         "payment_intent.requires_action", "payment_intent.processing")
+
+
+def _settle_payment(tree: dict):
+    status = charges.settle_stripe_event(db.session, tree)
+    db.session.commit()
+    if status == "busy":  # a tick is charging that invoice this moment: Stripe delivers again later
+        return jsonify(code="invoice_busy", message="That invoice is being charged right now; deliver again "
+                       "later."), 503
+    return jsonify(status=status, event_id=None)
 
 
 @bp.route("/stripe/<int:integration_id>", methods=["POST"])

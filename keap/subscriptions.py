@@ -4,7 +4,9 @@ For a member whose ``external_source`` is ``infusionsoft`` or ``keap`` (any case
 contacts by email (any of EMAIL1..3, case-insensitively; several contacts are merged), remember the contact
 ids on the member (so an email change here keeps the view), then read each contact's active subscriptions,
 product names and cards. Results are cached per member for a few minutes (``COURSEGATE_KEAP_CACHE_SECONDS``,
-default 300) and dropped after any change (:func:`forget`).
+default 300) and dropped after any change (:func:`forget`). The cache lives in Redis when one is configured
+(the rate-limit store or the Celery broker), so a card changed through one process is seen by all of them;
+otherwise (the embedded default, one process) in memory.
 
 Keap being slow, down or throttling never raises out of :func:`rows_for_member`: the result then says
 the external subscriptions could not be loaded right now, and the page shows everything of ours.
@@ -12,11 +14,12 @@ the external subscriptions could not be loaded right now, and the page shows eve
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -148,11 +151,76 @@ def _ident(member: Member) -> tuple:
     return (member.email, (member.external_source or "").lower(), member.keap_contact_id)
 
 
-def _cache() -> _MemberCache:
+class _RedisMemberCache:
+    """The same cache shared by every process through Redis (JSON values, expiring keys).
+
+    Redis being away never breaks a page: a read misses, a write is skipped (and logged).
+    """
+
+    def __init__(self, url: str):
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+    @staticmethod
+    def key(member_id: int) -> str:
+        return f"coursegate:keap:member:{member_id}"
+
+    def get(self, member: Member) -> ExternalSubscriptions | None:
+        try:
+            raw = self.client.get(self.key(member.id))
+        except Exception as exc:
+            logger.warning("keap cache read failed (%s)", type(exc).__name__)
+            return None
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        if tuple(entry["ident"]) != _ident(member):
+            return None
+        return _load_result(entry["result"])
+
+    def put(self, member: Member, result: ExternalSubscriptions, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        value = json.dumps({"ident": list(_ident(member)), "result": asdict(result)}, default=str)
+        try:
+            self.client.set(self.key(member.id), value, px=int(seconds * 1000))
+        except Exception as exc:
+            logger.warning("keap cache write failed (%s)", type(exc).__name__)
+
+    def drop(self, member_id: int) -> None:
+        try:
+            self.client.delete(self.key(member_id))
+        except Exception as exc:  # the entry expires on its own within KEAP_CACHE_SECONDS
+            logger.warning("keap cache drop failed for member %s (%s)", member_id, type(exc).__name__)
+
+
+def _load_result(data: dict) -> ExternalSubscriptions:
+    def day(value: str | None) -> date | None:
+        return date.fromisoformat(value) if value else None
+
+    rows = tuple(SubscriptionRow(**{**row, "started_at": day(row["started_at"]), "renews_on": day(row["renews_on"]),
+                                    "amount": Decimal(row["amount"]) if row["amount"] is not None else None,
+                                    "card": Card(**row["card"]) if row["card"] else None})
+                 for row in data["rows"])
+    return ExternalSubscriptions(source=data["source"], status=data["status"], rows=rows,
+                                 contact_ids=tuple(data["contact_ids"]), message=data["message"])
+
+
+def shared_cache_url(config) -> str | None:
+    """The Redis every process of this deployment shares (rate-limit store, else the broker), if any."""
+    for url in (config.get("RATELIMIT_STORAGE_URI"), config.get("CELERY_BROKER_URL")):
+        if url and str(url).startswith(("redis://", "rediss://", "unix://")):
+            return str(url)
+    return None
+
+
+def _cache() -> _MemberCache | _RedisMemberCache:
     state = current_app.extensions.setdefault("keap", {})
     cache = state.get("cache")
     if cache is None:
-        cache = state["cache"] = _MemberCache()
+        url = shared_cache_url(current_app.config)
+        cache = state["cache"] = _RedisMemberCache(url) if url else _MemberCache()
     return cache
 
 

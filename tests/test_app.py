@@ -108,3 +108,21 @@ def test_json_nested_deeper_than_python_reads_is_invalid_json(api):
     body = b'{"title": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     response = api.post("/api/v1/courses", data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json["code"] == "invalid_json"
+
+
+def test_production_never_generates_a_secret_key_and_refuses_to_start_without_one(tmp_path, monkeypatch):
+    import pytest
+
+    for env in ({"DATABASE_URL": "postgresql://coursegate@db.internal/coursegate"}, {"COURSEGATE_ENV": "production"}):
+        settings = from_environment(str(tmp_path), env)
+        assert settings["PRODUCTION"] is True and "SECRET_KEY" not in settings
+    assert not (tmp_path / "secret_key").exists()
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("COURSEGATE_ENV", "production")
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+        create_app()
+    # Declared development on PostgreSQL (a developer's own database): the generated key is fine.
+    dev = from_environment(str(tmp_path), {"DATABASE_URL": "postgresql://me@localhost/dev", "COURSEGATE_ENV": "development"})
+    assert dev["PRODUCTION"] is False and dev["SECRET_KEY"]
+    with pytest.raises(ConfigError, match="COURSEGATE_ENV"):
+        from_environment(str(tmp_path), {"COURSEGATE_ENV": "prod"})

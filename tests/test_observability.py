@@ -56,11 +56,17 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_readyz_reports_an_unreachable_broker(make_app):
+def test_an_unreachable_broker_degrades_readiness_without_taking_the_host_out(make_app):
     app = make_app(CELERY_BROKER_URL=f"redis://127.0.0.1:{_closed_port()}/0")
-    response = app.test_client().get("/readyz")
-    assert response.status_code == 503 and response.json["checks"]["broker"]["ok"] is False
+    client = app.test_client()
+    response = client.get("/readyz")
+    # Webhooks are still taken and stored; jobs wait in the database for the sweeps: the host stays in.
+    assert response.status_code == 200 and response.json["status"] == "degraded"
+    assert response.json["checks"]["broker"] == {"ok": False, "degraded": True, "error": "OperationalError",
+                                                 "effect": "jobs wait in the database until the broker is back"}
     assert "redis://" not in json.dumps(response.json)
+    metrics = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).data.decode()
+    assert "coursegate_broker_reachable 0.0" in metrics
 
 
 def test_metrics_for_localhost_or_with_the_token(make_app, client):

@@ -13,6 +13,7 @@ from wtforms import SelectChoice
 
 from admin.forms import PlanForm, PlanRenameForm
 from admin.pages.blueprint import bp, form_status, paginate, submit
+from billing import charges as billing_charges
 from billing import invoices as billing_invoices
 from billing import mandates as billing_mandates
 from billing import plans as billing_plans
@@ -189,7 +190,7 @@ def invoice_retry(invoice_id: int):
     invoice = billing_invoices.get_invoice(db.session, invoice_id)
     back = url_for("admin.invoice", invoice_id=invoice.id)
     try:
-        attempt = billing_invoices.retry_now(db.session, invoice, initiated_by="owner")
+        attempt = billing_charges.retry_now(db.session, invoice, initiated_by="owner")
     except CoursegateError as error:
         db.session.rollback()
         flash(error.message, "bad")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -51,12 +52,30 @@ class Gateway(abc.ABC):
 
     @abc.abstractmethod
     def charge(self, session: Session, *, card: CardDetails, amount: int, currency: str, idempotency_key: str,
-               description: str) -> ChargeResult:
-        """Charge a saved card off-session. Never raises for a decline: the outcome says what happened."""
+               description: str, metadata: dict[str, str] | None = None) -> ChargeResult:
+        """Charge a saved card off-session. Never raises for a decline: the outcome says what happened.
+
+        ``unknown`` when the call may have charged without our hearing the answer (timeout, reset, 5xx);
+        ``processing`` when the provider took the payment but has not settled it. ``metadata`` goes on the
+        provider's payment so :meth:`find_charge` can find it without its id.
+        """
 
     @abc.abstractmethod
-    def start_authentication(self, session: Session, reference: str, *, return_url: str) -> str:
-        """The URL where the customer authenticates a payment that returned ``requires_action``."""
+    def find_charge(self, session: Session, *, reference: str | None, idempotency_key: str, card: CardDetails,
+                    since: datetime) -> ChargeResult | None:
+        """What became of a charge sent with ``idempotency_key`` (and ``reference`` when we heard it).
+
+        None when the provider has no such payment (nothing was charged); an ``unknown`` outcome when the
+        provider could not be asked.
+        """
+
+    @abc.abstractmethod
+    def start_authentication(self, session: Session, reference: str, *, return_url: str,
+                             payment_method: str | None = None) -> str:
+        """The URL where the customer authenticates a payment that returned ``requires_action``.
+
+        ``payment_method`` is the card the payment is confirmed with again (off-session recovery).
+        """
 
     @abc.abstractmethod
     def confirm(self, session: Session, reference: str) -> ChargeResult:

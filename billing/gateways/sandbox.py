@@ -17,7 +17,9 @@ card number            charges              attempt outcome
 =====================  ===================  =====================================
 
 Any expiry in the future and any 3-digit CVC work. Tests can flip a saved card's behaviour with
-:func:`set_card_behaviour`, as a provider's test mode lets you.
+:func:`set_card_behaviour`, as a provider's test mode lets you, to two more that no test number gives:
+``timeout_after_charge`` (the payment succeeds but the answer never arrives: ``unknown``) and
+``processing`` (taken, not settled: ``processing`` until :func:`settle_payment`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ BEHAVIOURS = {
     "expired_card": ("failed", AttemptOutcome.FAILED_HARD, "expired_card", "The card has expired."),
     "processing_error": ("failed", AttemptOutcome.GATEWAY_ERROR, "processing_error",
                          "The provider could not process the payment; try again later."),
+    "timeout_after_charge": ("succeeded", AttemptOutcome.UNKNOWN, None, "The provider did not answer in time."),
+    "processing": ("processing", AttemptOutcome.PROCESSING, None, "The payment is processing."),
 }
 
 
@@ -84,6 +88,14 @@ def set_card_behaviour(session: Session, token: str, behaviour: str) -> None:
         raise ValueError(f"unknown sandbox behaviour {behaviour!r}")
     card = session.scalar(select(SandboxCard).where(SandboxCard.token == token))
     card.behaviour = behaviour
+    session.flush()
+
+
+def settle_payment(session: Session, reference: str, status: str) -> None:
+    """Test-mode control: the provider settles a ``processing`` payment (``succeeded`` or ``failed``)."""
+    payment = session.scalar(select(SandboxPayment).where(SandboxPayment.reference == reference))
+    payment.status = status
+    payment.decline_code = "card_declined" if status == "failed" else None
     session.flush()
 
 
@@ -117,7 +129,8 @@ class SandboxGateway(Gateway):
         return CardDetails(token=card.token, brand=card.brand, last4=card.last4, exp_month=card.exp_month,
                            exp_year=card.exp_year, customer_ref=None)
 
-    def charge(self, session, *, card, amount, currency, idempotency_key, description) -> ChargeResult:
+    def charge(self, session, *, card, amount, currency, idempotency_key, description,
+               metadata=None) -> ChargeResult:
         # One lookup: the card, and the payment already made under this idempotency key, if any.
         row = session.execute(
             select(SandboxCard, SandboxPayment)
@@ -134,9 +147,17 @@ class SandboxGateway(Gateway):
                                  card_token=card.token, amount=amount, currency=currency, status=status,
                                  decline_code=code)
         session.add(payment)
+        if stored.behaviour == "timeout_after_charge":  # charged; the answer is lost on the way back
+            return ChargeResult(AttemptOutcome.UNKNOWN, None, BEHAVIOURS["timeout_after_charge"][3])
         return self._result(payment, behaviour=stored.behaviour)
 
-    def start_authentication(self, session, reference, *, return_url) -> str:
+    def find_charge(self, session, *, reference, idempotency_key, card, since) -> ChargeResult | None:
+        match = (SandboxPayment.reference == reference if reference
+                 else SandboxPayment.idempotency_key == idempotency_key)
+        payment = session.scalar(select(SandboxPayment).where(match))
+        return None if payment is None else self._result(payment)
+
+    def start_authentication(self, session, reference, *, return_url, payment_method=None) -> str:
         token = tokens.sign(SESSION_SALT, {"pay": reference, "return": return_url})
         return f"{current_app.config['SITE_URL']}/sandbox/authenticate/{token}"
 
@@ -163,6 +184,8 @@ class SandboxGateway(Gateway):
             return ChargeResult(AttemptOutcome.SUCCEEDED, payment.reference, "Payment succeeded.")
         if payment.status == "requires_action":
             return ChargeResult(AttemptOutcome.REQUIRES_ACTION, payment.reference, BEHAVIOURS["requires_action"][3])
+        if payment.status == "processing":
+            return ChargeResult(AttemptOutcome.PROCESSING, payment.reference, BEHAVIOURS["processing"][3])
         if payment.decline_code == "authentication_failed":
             return ChargeResult(AttemptOutcome.FAILED_RETRYABLE, payment.reference,
                                 "The cardholder did not authenticate the payment.")

@@ -21,10 +21,10 @@ DUE = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 COUNT = 40
 
 
-def seed_due_mandates(plan, count: int) -> None:
+def seed_due_mandates(plan, count: int, behaviour: str = "success") -> None:
     for n in range(count):
         member = Member(email=f"m{n}@example.com", name=f"M{n}")
-        card = SandboxCard(token=f"sbx_pm_seed{n}", behaviour="success", brand="visa", last4="4242",
+        card = SandboxCard(token=f"sbx_pm_seed{n}", behaviour=behaviour, brand="visa", last4="4242",
                            exp_month=12, exp_year=2034)
         db.session.add_all([member, card])
         db.session.flush()
@@ -86,3 +86,49 @@ def test_two_concurrent_ticks_charge_each_invoice_once(app, app_ctx, monkeypatch
         .having(func.count() > 1)
     ).all()
     assert per_invoice == []
+
+
+@pytest.mark.postgres
+def test_two_ticks_and_the_sweep_at_once_settle_lost_answers_without_charging_again(app, app_ctx, monkeypatch):
+    from billing import charges
+
+    app.config["BILLING_BATCH_SIZE"] = 7
+    plan = make_plan()
+    seed_due_mandates(plan, COUNT, behaviour="timeout_after_charge")
+    with timeutil.frozen(DUE):
+        assert lifecycle.tick(db.session, DUE).outcomes == {"unknown": COUNT}
+    assert db.session.scalar(select(func.count(SandboxPayment.id))) == COUNT  # charged; no answer heard
+
+    real_find = sandbox.SandboxGateway.find_charge
+
+    def slow_find(self, *args, **kwargs):
+        time.sleep(0.01)
+        return real_find(self, *args, **kwargs)
+
+    monkeypatch.setattr(sandbox.SandboxGateway, "find_charge", slow_find)
+    later = DUE + charges.RECHECK_AFTER
+    start = threading.Barrier(3)
+    errors = []
+
+    def run(work):
+        try:
+            with app.app_context():
+                start.wait()
+                work()
+                db.session.remove()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with timeutil.frozen(later):
+        threads = [threading.Thread(target=run, args=(work,)) for work in (
+            lambda: lifecycle.tick(db.session, later), lambda: lifecycle.tick(db.session, later),
+            lambda: charges.settle_open_attempts(db.session, later))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert not errors
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(Invoice.id)).where(Invoice.status == "paid")) == COUNT
+    assert db.session.scalar(select(func.count(SandboxPayment.id))) == COUNT
+    assert db.session.scalar(select(func.count(PaymentAttempt.id))) == COUNT

@@ -1,5 +1,6 @@
 """The member's Keap subscriptions: matching by email, remembered contacts, failures, cache."""
 
+import os
 from datetime import date
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from keap import subscriptions
 from keap.contacts import on_member_email_changed
 from keap.models import KeapContactLink
+from membership.models import Member
 from tests.keap import keapdata as kd
 
 
@@ -350,3 +352,38 @@ def test_owner_api_email_change_reaches_keap(app, make_app, mocked_responses):
     assert response.status_code == 200 and response.json["email"] == "new@example.com"
     response.close()  # as a WSGI server does once the answer is sent: the after-response jobs run
     assert [c.request.method for c in mocked_responses.calls] == ["GET", "PATCH"]
+
+
+def test_with_redis_every_process_shares_the_cache_so_a_card_change_shows_everywhere(make_app, mocked_responses):
+    """Two apps stand for two gunicorn processes: one caches, the other drops it after a card change."""
+    from tests.production.conftest import REDIS_HOST, REDIS_PORT, redis_reachable
+
+    if not redis_reachable():
+        pytest.skip("needs Redis at 127.0.0.1:6379")
+    from extensions import db
+    from tests.factories import make_member
+
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{os.environ.get('COURSEGATE_TEST_REDIS_DB', '7')}"
+    first, second = make_app(RATELIMIT_STORAGE_URI=url), make_app(RATELIMIT_STORAGE_URI=url)
+    with first.app_context():
+        member = make_member(external_source="keap")
+        db.session.commit()
+        member_id, email = member.id, member.email
+        subscriptions.forget(member_id)
+        kd.standard_member_setup(mocked_responses, email)
+        shown = subscriptions.rows_for_member(db.session, member)
+        db.session.commit()
+    calls = len(mocked_responses.calls)
+    with second.app_context():
+        member = db.session.get(Member, member_id)
+        assert subscriptions.rows_for_member(db.session, member) == shown  # from Redis: Keap not asked
+        assert len(mocked_responses.calls) == calls
+        subscriptions.forget(member_id)  # this process saw the card change
+        db.session.rollback()
+    with first.app_context():
+        member = db.session.get(Member, member_id)
+        kd.on_contacts(mocked_responses, email, [kd.contact("101", email)])
+        kd.on_subscriptions(mocked_responses, "101", [])
+        assert subscriptions.rows_for_member(db.session, member).rows == ()  # the other process asks Keap again
+        subscriptions.forget(member_id)
+        db.session.rollback()

@@ -71,7 +71,7 @@ def slowly(monkeypatch, owner, name: str, record: list, key=lambda *args, **kwar
 
 
 CHECKED = {"emails.sweep", "membership.prune_login_links", "automations.sweep_webhooks", "automations.run_due",
-           "billing.tick"}
+           "billing.tick", "billing.settle_payments"}
 
 
 def test_every_periodic_job_has_a_two_copies_test_here():
@@ -167,6 +167,27 @@ def test_two_billing_ticks_charge_each_invoice_once(app, session, monkeypatch):
     assert session.scalar(select(func.count(Invoice.id))) == COUNT
     assert session.scalar(select(func.count(PaymentAttempt.id))) == COUNT
     assert _metric("coursegate_billing_outcomes_total") - before >= COUNT  # the tick's outcomes reach /metrics
+
+
+def test_two_payment_sweeps_ask_about_each_charge_in_doubt_once(app, session, monkeypatch):
+    from billing import charges
+    from billing.models import SandboxPayment
+    from tests.billing.helpers import make_plan
+    from tests.billing.test_concurrency import COUNT, DUE, seed_due_mandates
+
+    app.config["BILLING_BATCH_SIZE"] = 7
+    seed_due_mandates(make_plan(), COUNT, behaviour="timeout_after_charge")
+    with timeutil.frozen(DUE):
+        JOBS["billing.tick"].load().run()  # every charge made, no answer heard
+    lookups: list = []
+    slowly(monkeypatch, sandbox.SandboxGateway, "find_charge", lookups)
+
+    with timeutil.frozen(DUE + charges.RECHECK_AFTER):
+        two_at_once(app, "billing.settle_payments")
+
+    assert len(lookups) == COUNT
+    assert session.scalar(select(func.count(Invoice.id)).where(Invoice.status == "paid")) == COUNT
+    assert session.scalar(select(func.count(SandboxPayment.id))) == COUNT
 
 
 def _metric(name: str) -> float:
