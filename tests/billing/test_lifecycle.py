@@ -411,7 +411,7 @@ def test_one_broken_invoice_does_not_hold_up_the_rest_of_its_batch(client, clock
     clock[0] = RENEWAL - timedelta(hours=48)
     tick()
     broken = invoices_of(bob)[1].id
-    from billing import invoices as invoice_services
+    from billing import charges as invoice_services
 
     real = invoice_services.charge_invoice
 
