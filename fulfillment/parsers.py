@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 import marshmallow as ma
 from marshmallow import validate
 
+from fulfillment import cleaning
 from fulfillment.errors import InvalidPayload, UnparseableBody
 from fulfillment.models import ItemType
 from schemas_common import ExternalId
@@ -105,7 +106,7 @@ def decode_json(body: bytes | str) -> dict:
         raise UnparseableBody("The JSON body must be an object.")
     if _depth(tree) > MAX_DEPTH:
         raise UnparseableBody(f"The JSON body nests deeper than {MAX_DEPTH} levels.")
-    return tree
+    return cleaning.tree(tree)
 
 
 def _depth(tree) -> int:
@@ -135,7 +136,9 @@ def decode_thrivecart(body: bytes, content_type: str) -> dict:
         tree = decode_json(stripped)
     else:
         tree = _php_form_tree(text)
-    return _normalise(tree)
+    if not isinstance(tree, dict):  # "0=1": PHP's form reading makes a list of it, which is no delivery
+        raise UnparseableBody("The form must be name=value pairs with names, not a list.")
+    return cleaning.tree(_normalise(tree))
 
 
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
@@ -157,7 +160,7 @@ def _php_form_tree(text: str) -> dict:
         for i, part in enumerate(path):
             last = i == len(path) - 1
             if part == "":  # "a[]": the next numeric index
-                part = str(sum(1 for k in node if k.isdigit()))
+                part = str(sum(1 for k in node if _is_index(k)))
             if last:
                 node[part] = value
             else:
@@ -168,10 +171,15 @@ def _php_form_tree(text: str) -> dict:
     return _lists(tree)
 
 
+def _is_index(key: str) -> bool:
+    # ASCII digits only ("²".isdigit() is true) and short enough to be a list position, not a 5000-digit number.
+    return key.isascii() and key.isdigit() and len(key) <= 9
+
+
 def _lists(node):
     if isinstance(node, dict):
         converted = {k: _lists(v) for k, v in node.items()}
-        if converted and all(k.isdigit() for k in converted):
+        if converted and all(_is_index(k) for k in converted):
             return [converted[k] for k in sorted(converted, key=int)]
         return converted
     return node
@@ -314,16 +322,31 @@ def _tc_name(tree: dict) -> str:
 
 def _timestamp(unix, iso) -> datetime | None:
     unix, iso = _text(unix), _text(iso)
-    if unix and unix.isdigit():
-        return datetime.fromtimestamp(int(unix), UTC)
+    if unix and unix.isascii() and unix.isdigit() and len(unix) <= 11:
+        return _in_range(datetime.fromtimestamp(int(unix), UTC))
     for value in (iso, unix):
         if value:
             try:
                 parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 continue
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return _in_range(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
     return None
+
+
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _out_of_range():
+    raise ma.ValidationError("Out of range: give a date from 1970 to 9998.")
+
+
+def _in_range(moment: datetime) -> datetime | None:
+    """A cart's date the database can store (year 1 at +14:00 is year 0 in UTC), else None (unknown)."""
+    try:
+        return moment if EARLIEST <= moment.astimezone(UTC) < LATEST else None
+    except OverflowError:
+        return None
 
 
 def thrivecart_event(tree: dict) -> OrderEvent:
@@ -539,7 +562,9 @@ class GenericEventSchema(ma.Schema):
     invoice_id = ExternalId(load_default=None, validate=validate.Length(max=100),
                             metadata={"description": "payment.*: the invoice, part of the dedupe key"})
     period_end = ma.fields.AwareDateTime(load_default=None, allow_none=True,
-                                         metadata={"description": "subscription.cancelled: end of the paid period"})
+                                         validate=lambda moment: _in_range(moment) is not None or _out_of_range(),
+                                         metadata={"description": "subscription.cancelled: end of the paid period "
+                                                                  "(1970 to 9998)"})
 
     @ma.validates_schema
     def _per_event(self, data, **kwargs):

@@ -8,16 +8,17 @@ other slow work are queued and run after the commit, never while the cart waits.
 
 from __future__ import annotations
 
+import json
 import time
 
 import marshmallow as ma
 from flask import Blueprint, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import LengthRequired, RequestEntityTooLarge
 
 import observability
 from extensions import db
-from fulfillment import keap_post, parsers, services, signatures
-from fulfillment.errors import IntegrationNotFound
+from fulfillment import cleaning, keap_post, parsers, services, signatures
+from fulfillment.errors import IntegrationNotFound, UnparseableBody
 from fulfillment.models import EventStatus, Integration, IntegrationKind, WebhookEvent
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -33,9 +34,10 @@ def _integration(integration_id: int, kind: str) -> Integration:
     return integration
 
 
-def _headers() -> dict:
-    return {name: value for name, value in request.headers.items()
+def _headers(integration: Integration) -> dict:
+    kept = {name: value for name, value in request.headers.items()
             if name.lower() not in SECRET_HEADERS and "secret" not in name.lower() and "token" not in name.lower()}
+    return cleaning.headers_without_secrets(kept, signatures.secrets_of(integration))
 
 
 def _commit_and_answer(row: WebhookEvent, integration: Integration, started: float):
@@ -54,12 +56,33 @@ def _commit_and_answer(row: WebhookEvent, integration: Integration, started: flo
 
 
 MAX_BODY_BYTES = 1_000_000  # a real order is a few kilobytes
+_TOO_LARGE = f"A delivery is at most {MAX_BODY_BYTES} bytes; nothing was stored."
 
 
 def _raw_body() -> bytes:
+    """The whole body however it is framed. A chunked body has no Content-Length to check up front, and the
+    stream under it ends quietly at MAX_CONTENT_LENGTH: so count while reading, and refuse (413) rather than
+    ever work on, or acknowledge, a body cut short."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise RequestEntityTooLarge()
-    return request.get_data(cache=True, parse_form_data=False)
+        raise RequestEntityTooLarge(_TOO_LARGE)
+    if (request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+            and "wsgi.input_terminated" not in request.environ):
+        raise LengthRequired("This server cannot read a chunked body: send Content-Length.")
+    chunks, size = [], 0
+    while chunk := request.stream.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge(_TOO_LARGE)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_text(body: bytes) -> str:
+    """A JSON body as text to store: UTF-8, or the UTF-16/32 that JSON allows (and json.loads reads)."""
+    try:
+        return cleaning.text(body.decode(json.detect_encoding(body)))
+    except UnicodeDecodeError:
+        raise UnparseableBody("The body is not UTF-8 (or UTF-16/32) text.") from None
 
 
 @bp.route("/thrivecart/<int:integration_id>", methods=["HEAD", "POST"])
@@ -77,9 +100,10 @@ def thrivecart(integration_id: int):
         return jsonify(status=str(EventStatus.IGNORED), event_id=None)
     signatures.verify_thrivecart(integration, tree.get("thrivecart_secret"))
     event = parsers.thrivecart_event(tree)
-    row = services.receive(db.session, integration, event,
-                           body=parsers.strip_thrivecart_secret(body, content_type),
-                           content_type=content_type, headers=_headers())
+    stored = cleaning.without_secrets(parsers.strip_thrivecart_secret(body, content_type), content_type,
+                                      signatures.secrets_of(integration), drop="thrivecart_secret")
+    row = services.receive(db.session, integration, event, body=stored,
+                           content_type=content_type, headers=_headers(integration))
     return _commit_and_answer(row, integration, started)
 
 
@@ -92,9 +116,10 @@ def keap(integration_id: int):
     content_type = request.content_type or ""
     fields = keap_post.decode(body, content_type)
     signatures.verify_keap(integration, keap_post.given_key(fields, request.args.get("key")))
-    row = services.receive(db.session, integration, keap_post.event(fields),
-                           body=keap_post.strip_key(body, content_type), content_type=content_type,
-                           headers=_headers())
+    stored = cleaning.without_secrets(keap_post.strip_key(body, content_type), content_type,
+                                      signatures.secrets_of(integration))
+    row = services.receive(db.session, integration, keap_post.event(fields), body=stored,
+                           content_type=content_type, headers=_headers(integration))
     return _commit_and_answer(row, integration, started)
 
 
@@ -104,9 +129,12 @@ def _receive_signed_json(integration_id: int, kind: str, verify, header: str, pa
     integration = _integration(integration_id, kind)
     body = _raw_body()
     verify(integration, body, request.headers.get(header))
-    event = parse(parsers.decode_json(body))
-    row = services.receive(db.session, integration, event, body=body.decode("utf-8", errors="replace"),
-                           content_type=request.content_type or "", headers=_headers())
+    text = _json_text(body)
+    event = parse(parsers.decode_json(text))
+    content_type = request.content_type or ""
+    stored = cleaning.without_secrets(text, content_type, signatures.secrets_of(integration))
+    row = services.receive(db.session, integration, event, body=stored, content_type=content_type,
+                           headers=_headers(integration))
     return _commit_and_answer(row, integration, started)
 
 
