@@ -6,6 +6,9 @@ Run on PostgreSQL too: NUL in text is refused only there.
 from __future__ import annotations
 
 import json
+import logging
+import sys
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -15,7 +18,8 @@ from sqlalchemy import select, text
 from extensions import db
 from fulfillment.models import WebhookEvent
 from fulfillment.signatures import sign_generic
-from tests.factories import make_course, make_integration, make_level, make_rule
+from tests.conftest import ROOT
+from tests.factories import make_integration, make_rule
 from tests.fulfillment.helpers import encode, event, event_count, grants, members, order, to_form_pairs
 
 GENERIC_SECRET = "cgwh_hostile_generic"
@@ -151,7 +155,8 @@ def test_odd_signature_headers_are_a_json_401(client, session, kind, header):
 # --- the secret is removed by value --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("variant", ["encoded_name", "in_another_field", "json_escaped", "in_a_header"])
-def test_no_stored_payload_or_header_holds_the_secret(api, client, carts, variant):
+def test_no_stored_payload_or_header_holds_the_secret(api, client, carts, variant, caplog):
+    caplog.set_level(logging.DEBUG)
     tree = order(order_id="SEC-1", email="buyer@example.com", items=["product-12"], live=True)
     del tree["thrivecart_secret"]
     pairs = urlencode(to_form_pairs(tree))
@@ -174,6 +179,7 @@ def test_no_stored_payload_or_header_holds_the_secret(api, client, carts, varian
     assert detail.status_code == 200 and "TESTSECRET" not in detail.get_data(as_text=True)
     raw = db.session.execute(text("SELECT body, headers FROM webhook_events")).all()
     assert raw and all("TESTSECRET" not in f"{row.body}{row.headers}" for row in raw)
+    assert "TESTSECRET" not in caplog.text
 
 
 # --- body size, however the body is framed ---------------------------------------------------------------------------
@@ -203,3 +209,50 @@ def test_a_chunked_delivery_under_the_limit_is_processed_through_a_real_server(l
     assert response.status_code == 200 and response.json()["status"] == "processed"
     assert the_buyer_has_pro()
     assert db.session.scalar(select(WebhookEvent.id)) == response.json()["event_id"]
+
+
+# --- the same through gunicorn with the production settings ---------------------------------------------------------
+
+GUNICORN_PORT = 5611  # this worktree's range
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def gunicorn_url(app_config, carts, tmp_path):
+    from tests.production.processes import _answers, _spawn, service_env, stop, wait_until
+
+    env = service_env(DATABASE_URL=app_config["SQLALCHEMY_DATABASE_URI"], SECRET_KEY=app_config["SECRET_KEY"],
+                      COURSEGATE_NO_JOB_LOOP="1", COURSEGATE_MAIL_DIR=str(tmp_path / "mail"))
+    proc = _spawn([str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind",
+                   f"127.0.0.1:{GUNICORN_PORT}", "--workers", "1"], env, tmp_path / "gunicorn.log")
+    url = f"http://127.0.0.1:{GUNICORN_PORT}"
+    try:
+        wait_until(lambda: _answers(url + "/healthz"), timeout=30, what="gunicorn", proc=proc)
+        yield url
+    finally:
+        stop(proc)
+
+
+def test_through_gunicorn_headers_and_chunked_bodies_get_json(gunicorn_url, carts):
+    tree = order(order_id="GUNI-1", email="buyer@example.com", items=["product-12"], live=True)
+    body, _ = encode(tree, "form")
+    url = f"{gunicorn_url}/webhooks/thrivecart/{carts.id}"
+
+    too_large = requests.post(url, data=_chunked(body + b"&padding=" + b"x" * 2_200_000),
+                              headers={"Content-Type": FORM}, timeout=30)
+    assert too_large.status_code == 413 and too_large.json()["code"] == "payload_too_large"
+    assert event_count() == 0
+    ok = requests.post(url, data=_chunked(body), headers={"Content-Type": FORM}, timeout=30)
+    assert ok.status_code == 200 and ok.json()["status"] == "processed"
+    db.session.expire_all()
+    assert db.session.get(WebhookEvent, ok.json()["event_id"]) is not None
+
+    generic = f"{gunicorn_url}/webhooks/generic/{carts.generic}"
+    for values, status, code in (([""] * 10_000, 401, "invalid_signature"),  # 40 KB: the app's own cap
+                                 (["0" * 64] * 10_000, 431, "request_header_fields_too_large")):  # 680 KB
+        header = "t=1700000000," + ",".join(f"v1={value}" for value in values)
+        answer = requests.post(generic, data=b"{}", headers={"Content-Type": "application/json",
+                                                             "X-Coursegate-Signature": header}, timeout=30)
+        assert answer.status_code == status and answer.headers["Content-Type"] == "application/json"
+        assert answer.json()["code"] == code
+    assert event_count() == 1
