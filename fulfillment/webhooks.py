@@ -2,7 +2,8 @@
 
 Answers: 200 ``{"status": "processed" | "duplicate" | "ignored" | "needs_attention", "event_id": <id>}``
 for every stored delivery; 401 when the secret or signature is wrong or missing (nothing stored); 400
-``unparseable_body`` when the body cannot be read at all; 404 for an unknown integration. Emails and
+``unparseable_body`` when the body cannot be read at all; 413 over ``MAX_BODY_BYTES`` (chunked or not);
+404 for an unknown integration. Emails and
 other slow work are queued and run after the commit, never while the cart waits.
 """
 
@@ -174,7 +175,8 @@ def document(app, spec) -> None:
                 "content": {"application/json": {"schema": ref("WebhookAnswer")}}}
     common = {"200": answered, "400": {"description": "unparseable_body: the body cannot be read", **error},
               "401": {"description": "Missing or wrong secret/signature, or no secret configured", **error},
-              "404": {"description": "integration_not_found", **error}}
+              "404": {"description": "integration_not_found", **error},
+              "413": {"description": f"payload_too_large: over {MAX_BODY_BYTES} bytes, however framed", **error}}
     spec.path(rule=rules["webhooks.generic"], operations={"post": {
         "tags": ["Cart webhooks"], "security": [],
         "summary": "Any cart: Coursegate's own signed JSON event format",
