@@ -49,8 +49,13 @@ nasty_text = st.one_of(
                      "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "~Contact.Email~", "a@b", "é"]),
 )
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), nasty_text)
-json_trees = st.recursive(scalars, lambda children: st.one_of(
-    st.lists(children, max_size=4), st.dictionaries(nasty_text, children, max_size=5)), max_leaves=20)
+
+
+def _containers(children):
+    return st.one_of(st.lists(children, max_size=4), st.dictionaries(nasty_text, children, max_size=5))
+
+
+json_trees = st.recursive(scalars, _containers, max_leaves=20)
 form_keys = st.one_of(nasty_text, st.builds(lambda a, b: f"{a}[{b}]", nasty_text, nasty_text))
 
 
