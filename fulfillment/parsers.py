@@ -337,8 +337,9 @@ def _timestamp(unix, iso) -> datetime | None:
 EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
 
 
-def _out_of_range():
-    raise ma.ValidationError("Out of range: give a date from 1970 to 9998.")
+def _storable_date(moment: datetime) -> None:
+    if _in_range(moment) is None:
+        raise ma.ValidationError("Out of range: give a date from 1970 to 9998.")
 
 
 def _in_range(moment: datetime) -> datetime | None:
@@ -562,7 +563,7 @@ class GenericEventSchema(ma.Schema):
     invoice_id = ExternalId(load_default=None, validate=validate.Length(max=100),
                             metadata={"description": "payment.*: the invoice, part of the dedupe key"})
     period_end = ma.fields.AwareDateTime(load_default=None, allow_none=True,
-                                         validate=lambda moment: _in_range(moment) is not None or _out_of_range(),
+                                         validate=_storable_date,
                                          metadata={"description": "subscription.cancelled: end of the paid period "
                                                                   "(1970 to 9998)"})
 

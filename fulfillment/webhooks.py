@@ -2,9 +2,9 @@
 
 Answers: 200 ``{"status": "processed" | "duplicate" | "ignored" | "needs_attention", "event_id": <id>}``
 for every stored delivery; 401 when the secret or signature is wrong or missing (nothing stored); 400
-``unparseable_body`` when the body cannot be read at all; 413 over ``MAX_BODY_BYTES`` (chunked or not);
-404 for an unknown integration. Emails and
-other slow work are queued and run after the commit, never while the cart waits.
+``unparseable_body`` when the body cannot be read at all; 413 over ``MAX_BODY_BYTES`` (chunked or not); 404
+for an unknown integration. Emails and other slow work are queued and run after the commit, never while the
+cart waits.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def _integration(integration_id: int, kind: str) -> Integration:
 
 def _headers(integration: Integration) -> dict:
     kept = {name: value for name, value in request.headers.items()
-            if name.lower() not in SECRET_HEADERS and "secret" not in name.lower() and "token" not in name.lower()}
+            if name.lower() not in SECRET_HEADERS and "secret" not in name.lower()
+            and "token" not in name.lower()}
     return cleaning.headers_without_secrets(kept, signatures.secrets_of(integration))
 
 
