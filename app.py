@@ -179,12 +179,13 @@ def register_cli(app: Flask) -> None:
     from automations.cli import automations_cli
     from billing.cli import billing_cli
     from emails.cli import emails_cli
+    from encryption import secrets_cli
     from fulfillment.cli import webhooks_cli
     from membership.cli import api_keys_cli, members_cli
     from schedule import jobs_cli
 
     for group in (api_keys_cli, members_cli, emails_cli, jobs_cli, automations_cli, webhooks_cli, owners_cli,
-                  billing_cli):
+                  billing_cli, secrets_cli):
         app.cli.add_command(group)
 
 

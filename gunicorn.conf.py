@@ -1,6 +1,9 @@
 """gunicorn settings for production (see docs/deploy.md). Every value can be overridden on the command line."""
 
+import json
 import os
+
+from gunicorn import util
 
 bind = os.environ.get("COURSEGATE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -13,6 +16,24 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 wsgi_app = "app:create_app()"
+# One header may be 64 KiB (gunicorn's default is 8 KiB), so a generic cart's X-Coursegate-Signature with many v1
+# values reaches the app, which answers a JSON 401 past its own cap (fulfillment/signatures.py MAX_SIGNATURES).
+limit_request_field_size = 64 * 1024
+
+
+def _json_error(sock, status_int, reason, mesg):
+    """What gunicorn answers itself (a header over the limit, a malformed request line) in the service's error
+    shape, ``{"code", "message"}``, instead of its HTML page: clients of /api and /webhooks always read JSON."""
+    body = json.dumps({"code": "_".join(reason.lower().split()) or f"http_{status_int}",
+                       "message": f"{reason}: {mesg}" if mesg else reason})
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, (head + body).encode("latin-1"))
+
+
+# gunicorn has no setting for its error bodies; write_error (its one writer of them, same signature since 19.x)
+# is replaced when this file is read, in the master, before any worker starts.
+util.write_error = _json_error
 
 
 def child_exit(server, worker):

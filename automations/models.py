@@ -9,6 +9,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, U
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import timeutil
+from encryption import EncryptedText
 from extensions import db
 
 
@@ -137,8 +138,9 @@ class WebhookEndpoint(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(String(200), default="")
-    # Write-only: shown once when the endpoint is created, never returned again, never logged.
-    secret: Mapped[str] = mapped_column(String(255))
+    # Write-only: shown once when the endpoint is created, never returned again, never logged; stored
+    # encrypted (encryption.py).
+    secret: Mapped[str] = mapped_column(EncryptedText)
     events: Mapped[list] = mapped_column(JSON)  # trigger names, or ["*"] for every event
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)

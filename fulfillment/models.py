@@ -10,6 +10,7 @@ from sqlalchemy import (JSON, CheckConstraint, Column, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import timeutil
+from encryption import EncryptedText
 from extensions import db
 from membership.models import Level
 
@@ -44,13 +45,14 @@ class Integration(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(200))
-    # Write-only: the API never returns it after creation, and logs never contain it.
-    secret: Mapped[str | None] = mapped_column(String(255))
+    # Write-only: the API never returns it after creation, and logs never contain it. Stored encrypted
+    # (encryption.py), as are previous_secret and api_key: a database dump alone forges no delivery.
+    secret: Mapped[str | None] = mapped_column(EncryptedText)
     # During a rotation the previous secret keeps verifying until it expires.
-    previous_secret: Mapped[str | None] = mapped_column(String(255))
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedText)
     previous_secret_expires_at: Mapped[datetime | None]
     # Stripe only: the restricted API key used to read a Checkout Session's line items.
-    api_key: Mapped[str | None] = mapped_column(String(255))
+    api_key: Mapped[str | None] = mapped_column(EncryptedText)
     accept_test_orders: Mapped[bool] = mapped_column(default=False)
     cancel_access: Mapped[str] = mapped_column(String(20), default=CancelAccess.PERIOD_END)
     grace_days: Mapped[int] = mapped_column(default=7)

@@ -2,24 +2,26 @@
 
 Answers: 200 ``{"status": "processed" | "duplicate" | "ignored" | "needs_attention", "event_id": <id>}``
 for every stored delivery; 401 when the secret or signature is wrong or missing (nothing stored); 400
-``unparseable_body`` when the body cannot be read at all; 404 for an unknown integration. Emails and
-other slow work are queued and run after the commit, never while the cart waits.
+``unparseable_body`` when the body cannot be read at all; 413 over ``MAX_BODY_BYTES`` (chunked or not); 404
+for an unknown integration. Emails and other slow work are queued and run after the commit, never while the
+cart waits.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 import marshmallow as ma
 from flask import Blueprint, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import LengthRequired, RequestEntityTooLarge
 
 import observability
 from billing import charges
 from extensions import db
-from fulfillment import parsers, services, signatures
+from fulfillment import cleaning, parsers, services, signatures
+from fulfillment.errors import IntegrationNotFound, UnparseableBody
 from fulfillment.parsers import keap as keap_parser
-from fulfillment.errors import IntegrationNotFound
 from fulfillment.models import EventStatus, Integration, IntegrationKind, WebhookEvent
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -35,9 +37,11 @@ def _integration(integration_id: int, kind: str) -> Integration:
     return integration
 
 
-def _headers() -> dict:
-    return {name: value for name, value in request.headers.items()
-            if name.lower() not in SECRET_HEADERS and "secret" not in name.lower() and "token" not in name.lower()}
+def _headers(integration: Integration) -> dict:
+    kept = {name: value for name, value in request.headers.items()
+            if name.lower() not in SECRET_HEADERS and "secret" not in name.lower()
+            and "token" not in name.lower()}
+    return cleaning.headers_without_secrets(kept, signatures.secrets_of(integration))
 
 
 def _commit_and_answer(row: WebhookEvent, integration: Integration, started: float):
@@ -56,12 +60,33 @@ def _commit_and_answer(row: WebhookEvent, integration: Integration, started: flo
 
 
 MAX_BODY_BYTES = 1_000_000  # a real order is a few kilobytes
+_TOO_LARGE = f"A delivery is at most {MAX_BODY_BYTES} bytes; nothing was stored."
 
 
 def _raw_body() -> bytes:
+    """The whole body however it is framed. A chunked body has no Content-Length to check up front, and the
+    stream under it ends quietly at MAX_CONTENT_LENGTH: so count while reading, and refuse (413) rather than
+    ever work on, or acknowledge, a body cut short."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise RequestEntityTooLarge()
-    return request.get_data(cache=True, parse_form_data=False)
+        raise RequestEntityTooLarge(_TOO_LARGE)
+    if (request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+            and "wsgi.input_terminated" not in request.environ):
+        raise LengthRequired("This server cannot read a chunked body: send Content-Length.")
+    chunks, size = [], 0
+    while chunk := request.stream.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge(_TOO_LARGE)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_text(body: bytes) -> str:
+    """A JSON body as text to store: UTF-8, or the UTF-16/32 that JSON allows (and json.loads reads)."""
+    try:
+        return cleaning.text(body.decode(json.detect_encoding(body)))
+    except UnicodeDecodeError:
+        raise UnparseableBody("The body is not UTF-8 (or UTF-16/32) text.") from None
 
 
 @bp.route("/thrivecart/<int:integration_id>", methods=["HEAD", "POST"])
@@ -79,9 +104,10 @@ def thrivecart(integration_id: int):
         return jsonify(status=str(EventStatus.IGNORED), event_id=None)
     signatures.verify_thrivecart(integration, tree.get("thrivecart_secret"))
     event = parsers.thrivecart_event(tree)
-    row = services.receive(db.session, integration, event,
-                           body=parsers.strip_thrivecart_secret(body, content_type),
-                           content_type=content_type, headers=_headers())
+    stored = cleaning.without_secrets(parsers.strip_thrivecart_secret(body, content_type), content_type,
+                                      signatures.secrets_of(integration), drop="thrivecart_secret")
+    row = services.receive(db.session, integration, event, body=stored,
+                           content_type=content_type, headers=_headers(integration))
     return _commit_and_answer(row, integration, started)
 
 
@@ -94,9 +120,10 @@ def keap(integration_id: int):
     content_type = request.content_type or ""
     fields = keap_parser.decode(body, content_type)
     signatures.verify_keap(integration, keap_parser.given_key(fields, request.args.get("key")))
-    row = services.receive(db.session, integration, keap_parser.event(fields),
-                           body=keap_parser.strip_key(body, content_type), content_type=content_type,
-                           headers=_headers())
+    stored = cleaning.without_secrets(keap_parser.strip_key(body, content_type), content_type,
+                                      signatures.secrets_of(integration))
+    row = services.receive(db.session, integration, keap_parser.event(fields), body=stored,
+                           content_type=content_type, headers=_headers(integration))
     return _commit_and_answer(row, integration, started)
 
 
@@ -106,12 +133,15 @@ def _receive_signed_json(integration_id: int, kind: str, verify, header: str, pa
     integration = _integration(integration_id, kind)
     body = _raw_body()
     verify(integration, body, request.headers.get(header))
-    tree = parsers.decode_json(body)
-    if kind == IntegrationKind.STRIPE and isinstance(tree, dict) and tree.get("type") in PAYMENT_INTENT_EVENTS:
+    text = _json_text(body)
+    tree = parsers.decode_json(text)
+    if kind == IntegrationKind.STRIPE and tree.get("type") in PAYMENT_INTENT_EVENTS:
         return _settle_payment(tree)
     event = parse(tree)
-    row = services.receive(db.session, integration, event, body=body.decode("utf-8", errors="replace"),
-                           content_type=request.content_type or "", headers=_headers())
+    content_type = request.content_type or ""
+    stored = cleaning.without_secrets(text, content_type, signatures.secrets_of(integration))
+    row = services.receive(db.session, integration, event, body=stored, content_type=content_type,
+                           headers=_headers(integration))
     return _commit_and_answer(row, integration, started)
 
 
@@ -165,7 +195,8 @@ def document(app, spec) -> None:
                 "content": {"application/json": {"schema": ref("WebhookAnswer")}}}
     common = {"200": answered, "400": {"description": "unparseable_body: the body cannot be read", **error},
               "401": {"description": "Missing or wrong secret/signature, or no secret configured", **error},
-              "404": {"description": "integration_not_found", **error}}
+              "404": {"description": "integration_not_found", **error},
+              "413": {"description": f"payload_too_large: over {MAX_BODY_BYTES} bytes, however framed", **error}}
     spec.path(rule=rules["webhooks.generic"], operations={"post": {
         "tags": ["Cart webhooks"], "security": [],
         "summary": "Any cart: Coursegate's own signed JSON event format",

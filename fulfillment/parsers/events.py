@@ -7,8 +7,9 @@ import hashlib
 import html
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
+from fulfillment import cleaning
 from fulfillment.errors import UnparseableBody
 from fulfillment.models import ItemType
 
@@ -94,7 +95,7 @@ def decode_json(body: bytes | str) -> dict:
         raise UnparseableBody("The JSON body must be an object.")
     if depth_of(tree) > MAX_DEPTH:
         raise UnparseableBody(f"The JSON body nests deeper than {MAX_DEPTH} levels.")
-    return tree
+    return cleaning.tree(tree)
 
 
 def depth_of(tree) -> int:
@@ -128,3 +129,13 @@ def text_of(value) -> str | None:
     value = html.unescape(str(value)).strip()
     return value or None
 
+
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def in_range(moment: datetime) -> datetime | None:
+    """A cart's date the database can store (year 1 at +14:00 is year 0 in UTC), else None (unknown)."""
+    try:
+        return moment if EARLIEST <= moment.astimezone(UTC) < LATEST else None
+    except OverflowError:
+        return None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import marshmallow as ma
 from marshmallow import validate
 
 from fulfillment.errors import InvalidPayload
-from fulfillment.parsers.events import ITEM_TYPES, Action, Line, OrderEvent, key_of
+from fulfillment.parsers.events import ITEM_TYPES, Action, Line, OrderEvent, in_range, key_of
 from schemas_common import ExternalId
 
 # --- Generic (our own documented format) ------------------------------------------------------------
@@ -20,6 +22,11 @@ GENERIC_EVENTS = {
     "subscription.paused": Action.SUBSCRIPTION_PAUSED,
     "subscription.resumed": Action.SUBSCRIPTION_RESUMED,
 }
+
+
+def _storable_date(moment: datetime) -> None:
+    if in_range(moment) is None:
+        raise ma.ValidationError("Out of range: give a date from 1970 to 9998.")
 
 
 class GenericItem(ma.Schema):
@@ -70,7 +77,9 @@ class GenericEventSchema(ma.Schema):
     invoice_id = ExternalId(load_default=None, validate=validate.Length(max=100),
                             metadata={"description": "payment.*: the invoice, part of the dedupe key"})
     period_end = ma.fields.AwareDateTime(load_default=None, allow_none=True,
-                                         metadata={"description": "subscription.cancelled: end of the paid period"})
+                                         validate=_storable_date,
+                                         metadata={"description": "subscription.cancelled: end of the paid period "
+                                                                  "(1970 to 9998)"})
 
     @ma.validates_schema
     def _per_event(self, data, **kwargs):

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
+from fulfillment import cleaning
 from fulfillment.errors import UnparseableBody
 from fulfillment.parsers.events import Action, OrderEvent
 from membership import services as membership
@@ -67,9 +68,9 @@ def _pairs(body: bytes, content_type: str) -> tuple[list[tuple[str, str]], bool]
             for item in value if isinstance(value, list) else [value]:
                 if item is not None and not isinstance(item, (dict, list)):
                     pairs.append((str(name), str(item) if not isinstance(item, bool) else str(item).lower()))
-        return pairs, True
+        return cleaning.pairs(pairs), True
     try:
-        return parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS), False
+        return cleaning.pairs(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)), False
     except ValueError:
         raise UnparseableBody(f"The form has more than {MAX_FIELDS} fields.") from None
 
@@ -177,8 +178,10 @@ def event(fields: dict[str, list[str]]) -> OrderEvent:
         problem = (f"Unusable tag name(s) {bad}: use lower-case letters, digits and - _ . : only. Fix the "
                    "campaign's HTTP Post, then replay this event.")
     elif action == ENROLL and raw_days is not None:
-        if not (raw_days.isascii() and raw_days.isdigit() and len(raw_days) <= 6) or not 1 <= int(raw_days) <= MAX_DAYS:
-            problem = (f"days must be a whole number of days from 1 to {MAX_DAYS}, not {raw_days!r}. Fix the "
+        # The length first: int() refuses more than 4300 digits.
+        whole = raw_days.isascii() and raw_days.isdigit() and len(raw_days) <= 6
+        if not whole or not 1 <= int(raw_days) <= MAX_DAYS:
+            problem = (f"days must be a whole number of days from 1 to {MAX_DAYS}, not {raw_days[:40]!r}. Fix the "
                        "campaign's HTTP Post, then replay this event.")
         else:
             post.days = int(raw_days)

@@ -8,10 +8,11 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
+from fulfillment import cleaning
 from fulfillment.errors import UnparseableBody
 from fulfillment.models import ItemType
-from fulfillment.parsers.events import (ITEM_TYPES, MAX_DEPTH, Action, Line, OrderEvent, decode_json, get_path, key_of,
-                                        text_of)
+from fulfillment.parsers.events import (ITEM_TYPES, MAX_DEPTH, Action, Line, OrderEvent, decode_json, get_path,
+                                        in_range, key_of, text_of)
 
 # --- reading the body -------------------------------------------------------------------------------------
 
@@ -28,7 +29,9 @@ def decode_thrivecart(body: bytes, content_type: str) -> dict:
         tree = decode_json(stripped)
     else:
         tree = _php_form_tree(text)
-    return _normalise(tree)
+    if not isinstance(tree, dict):  # "0=1": PHP's form reading makes a list of it, which is no delivery
+        raise UnparseableBody("The form must be name=value pairs with names, not a list.")
+    return cleaning.tree(_normalise(tree))
 
 
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
@@ -50,7 +53,7 @@ def _php_form_tree(text: str) -> dict:
         for i, part in enumerate(path):
             last = i == len(path) - 1
             if part == "":  # "a[]": the next numeric index
-                part = str(sum(1 for k in node if k.isdigit()))
+                part = str(sum(1 for k in node if _is_index(k)))
             if last:
                 node[part] = value
             else:
@@ -61,10 +64,15 @@ def _php_form_tree(text: str) -> dict:
     return _lists(tree)
 
 
+def _is_index(key: str) -> bool:
+    # ASCII digits only ("²".isdigit() is true) and short enough to be a list position, not a 5000-digit number.
+    return key.isascii() and key.isdigit() and len(key) <= 9
+
+
 def _lists(node):
     if isinstance(node, dict):
         converted = {k: _lists(v) for k, v in node.items()}
-        if converted and all(k.isdigit() for k in converted):
+        if converted and all(_is_index(k) for k in converted):
             return [converted[k] for k in sorted(converted, key=int)]
         return converted
     return node
@@ -189,15 +197,15 @@ def _tc_name(tree: dict) -> str:
 
 def _timestamp(unix, iso) -> datetime | None:
     unix, iso = text_of(unix), text_of(iso)
-    if unix and unix.isdigit():
-        return datetime.fromtimestamp(int(unix), UTC)
+    if unix and unix.isascii() and unix.isdigit() and len(unix) <= 11:
+        return in_range(datetime.fromtimestamp(int(unix), UTC))
     for value in (iso, unix):
         if value:
             try:
                 parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 continue
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return in_range(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
     return None
 
 
