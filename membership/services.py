@@ -219,7 +219,9 @@ def queue_login_link(session: Session, email: str) -> bool:
 
 
 def set_password(session: Session, member: Member, password: str) -> None:
+    """A new password ends every session signed in before (the caller signs the current browser in again)."""
     member.password_hash = generate_password_hash(password)
+    member.session_generation += 1
     session.flush()
 
 

@@ -24,6 +24,16 @@ def login_link_in(text: str) -> str:
     return match.group(1)
 
 
+def follow_link(client, path: str, **kwargs):
+    """Open a login link and press its page's sign-in button, as a member does: the POST uses the link. Returns
+    the answer to the POST, or to the GET when it showed no button (a dead link, or already signed in)."""
+    page = client.get(path, **kwargs)
+    match = _CSRF.search(page.get_data(as_text=True)) if page.status_code == 200 else None
+    if match is None:
+        return page
+    return client.post(path, data={"csrf_token": match.group(1)}, **kwargs)
+
+
 def path_of(url: str) -> str:
     return "/login/" + url.rsplit("/login/", 1)[1]
 
@@ -37,5 +47,11 @@ def committed(app):
 
 
 def sign_in_as(app, client, member_id: int) -> None:
+    """A browser session for the member, as a login link leaves it (their current session generation)."""
+    from membership.models import Member
+
+    with app.app_context():
+        generation = db.session.get(Member, member_id).session_generation
     with client.session_transaction() as browser:
         browser["member_id"] = member_id
+        browser["member_generation"] = generation
