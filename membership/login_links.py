@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from itsdangerous import BadSignature
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -56,6 +57,15 @@ def issue_token(member: Member, purpose: str = WELCOME) -> str:
     payload = {"m": member.id, "n": member.login_nonce, "p": purpose, "j": secrets.token_urlsafe(12),
                "t": issued_ms}
     return tokens.sign(tokens.LOGIN_LINK, payload)
+
+
+def payload_of(token: str) -> dict | None:
+    """What a genuine link (signed by us, expired or not) was issued for, ``{"m": member id, "p": purpose}``."""
+    try:
+        parsed = _parse(tokens.serializer(tokens.LOGIN_LINK).loads(token))
+    except BadSignature:
+        return None
+    return {"m": parsed[0], "p": parsed[2]} if parsed else None
 
 
 def link_hash(link_id: str) -> str:

@@ -2,7 +2,7 @@
 
 Every form posts a CSRF token (checked before any view runs). Asking for a login link answers the
 same way whether or not the email belongs to a member: the lookup and the email happen in a job after
-the response.
+the response, on a thread of their own (see ``jobs.dispatch_apart``).
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ def login():
         return render_template("membership/login.html", errors=first_errors(error),
                                email=request.form.get("email", "")), 422
     email = form["email"].strip()
-    # No lookup here: the job finds the member (or nobody) after the response has gone out.
-    jobs.dispatch(tasks.send_login_link, email)
+    # No lookup here: the job finds the member (or nobody) after the response has gone out, off this request's
+    # thread, so neither this answer nor this worker's next one depends on whether the email is a member's.
+    jobs.dispatch_apart(tasks.send_login_link, email)
     return render_template("membership/login_sent.html", email=email)
 
 

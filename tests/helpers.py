@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from contextlib import contextmanager
 
@@ -32,6 +33,21 @@ def follow_link(client, path: str, **kwargs):
     if match is None:
         return page
     return client.post(path, data={"csrf_token": match.group(1)}, **kwargs)
+
+
+def delivered_text(email_id: int, app=None) -> str:
+    """The text part of the message the file transport wrote for an outbox row: links that are credentials are
+    made at delivery, so they are in the message and never in the row."""
+    from email import message_from_bytes, policy
+    from pathlib import Path
+
+    from emails import transport
+
+    with (app.app_context() if app is not None else contextlib.nullcontext()):
+        folder = transport.mail_dir()
+    [path] = sorted(Path(folder).glob(f"{email_id:06d}-*.eml"))
+    message = message_from_bytes(path.read_bytes(), policy=policy.default)
+    return message.get_body(("plain",)).get_content()
 
 
 def path_of(url: str) -> str:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+import jobs
 import timeutil
 from emails import services as email_services
 from emails.models import OutboundEmail
@@ -171,6 +172,7 @@ def test_login_page_link_arrives_over_smtp_and_works_for_an_hour(smtp_app, smtp)
     with timeutil.frozen(start) as clock:
         response = client.post("/login", data={"email": "grace@example.com", "csrf_token": csrf_token(client)})
         response.close()
+        assert jobs.drain()
         login_email = smtp.wait_for(2)[1]
         assert login_email["Subject"] == "Your login link for Test Academy"
         path = path_of(login_link_in(text_part(login_email)))
