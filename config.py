@@ -144,4 +144,6 @@ DEFAULTS = {
     "LOGIN_RATE_LIMIT_IP": "20 per hour;5 per minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5 per hour",
     "PERMANENT_SESSION_LIFETIME": 30 * 24 * 3600,
+    # COURSEGATE_MEMBER_SESSION_DAYS: a member stays signed in this long after signing in (then a new link).
+    "MEMBER_SESSION_DAYS": 30,
 }

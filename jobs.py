@@ -5,7 +5,8 @@ service never imports its own tasks module (which imports the service). Nothing 
 commits; a rollback drops the trigger with the rows it would have acted on. Then:
 
 - with ``CELERY_BROKER_URL`` set, the task is sent to the broker;
-- inside a request on the embedded default, it runs in this process once the response is sent;
+- inside a request on the embedded default, it runs in this process once the response is sent (a job given to
+  :func:`dispatch_apart` runs then on this process's background thread instead, off the request's own);
 - anywhere else (CLI, tests, jobs), it runs right away.
 
 If a trigger is lost (crash, broker outage), the periodic sweeps find the row still pending.
@@ -14,6 +15,9 @@ If a trigger is lost (crash, broker outage), the periodic sweeps find the row st
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
 import time
 from typing import Any
 
@@ -134,7 +138,7 @@ def _drop_on_rollback(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
 
 
-def dispatch(task: Task | str, *args: Any) -> None:
+def dispatch(task: Task | str, *args: Any, apart: bool = False) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if isinstance(task, str):
         task = app.extensions["celery"].tasks[task]
@@ -147,9 +151,60 @@ def dispatch(task: Task | str, *args: Any) -> None:
         return
     if has_request_context() and not app.config.get("COURSEGATE_JOBS_INLINE"):
         deferred = g.setdefault("coursegate_deferred_jobs", [])
-        deferred.append((task, args))
+        deferred.append((task, args, apart))
         return
     run_now(app, task, *args)
+
+
+def dispatch_apart(task: Task, *args: Any) -> None:
+    """:func:`dispatch` for a job whose cost must not show in when this worker answers its next request.
+
+    On the embedded default a job deferred past the response still runs on the request's thread, so the
+    worker's next request waits for it: after ``POST /login`` that wait would tell a member's email (a login
+    email made and sent) from anyone else's (a lookup). Such a job is handed, after the response, to this
+    process's background thread; the request's own path then does the same for every email."""
+    dispatch(task, *args, apart=True)
+
+
+class _Background:
+    """One thread per process running the jobs given to :func:`dispatch_apart`, in order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._queue: queue.Queue = queue.Queue()
+
+    def put(self, app: Flask, task: Task, args: tuple, request_id: str | None) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a forked worker: the parent's thread is not here
+                self._pid, self._queue = os.getpid(), queue.Queue()
+                threading.Thread(target=self._run, args=(self._queue,), name="coursegate-jobs", daemon=True).start()
+            self._queue.put((app, task, args, request_id))
+
+    @staticmethod
+    def _run(jobs: queue.Queue) -> None:
+        while True:
+            app, task, args, request_id = jobs.get()
+            token = observability.request_id_var.set(request_id)
+            try:
+                run_now(app, task, *args)
+            finally:
+                observability.request_id_var.reset(token)
+                jobs.task_done()
+
+    def drain(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return not self._queue.unfinished_tasks
+
+
+_background = _Background()
+
+
+def drain(timeout: float = 10.0) -> bool:
+    """Wait until the background thread has run every job handed to it (tests, benchmarks, shutdown)."""
+    return _background.drain(timeout)
 
 
 def run_now(app: Flask, task: Task, *args: Any) -> None:
@@ -174,8 +229,11 @@ def init_app(app: Flask) -> None:
             def run_all() -> None:
                 token = observability.request_id_var.set(request_id)
                 try:
-                    for task, args in deferred:
-                        run_now(flask_app, task, *args)
+                    for task, args, apart in deferred:
+                        if apart:
+                            _background.put(flask_app, task, args, request_id)
+                        else:
+                            run_now(flask_app, task, *args)
                 finally:
                     observability.request_id_var.reset(token)
 

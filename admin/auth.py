@@ -24,6 +24,7 @@ MAX_FAILED_ATTEMPTS = 5
 LOCK_MINUTES = 15
 MIN_PASSWORD_LENGTH = 10
 SESSION_KEY = "owner_id"
+GENERATION_KEY = "owner_generation"  # the owner's session_generation when this session signed in
 
 # Checked against when the email is unknown, so a wrong email costs as much time as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -65,9 +66,17 @@ def create_owner(session: Session, email: str, password: str) -> Owner:
 
 
 def set_password(session: Session, owner: Owner, password: str) -> None:
+    """A new password (which lifts a lockout) ends every session signed in with the old one."""
     owner.password_hash = _hash_password(password)
     owner.failed_attempts = 0
     owner.locked_until = None
+    end_sessions(session, owner)
+
+
+def end_sessions(session: Session, owner: Owner) -> None:
+    """Sign ``owner`` out everywhere: every session signed in so far, and every copy of its cookie, stops
+    working. Flushes; the caller commits."""
+    owner.session_generation += 1
     session.flush()
 
 
@@ -111,18 +120,30 @@ def sign_in(owner: Owner) -> None:
     # A fresh session for the owner: drop anything an attacker may have planted before sign-in.
     session.pop(SESSION_KEY, None)
     session[SESSION_KEY] = owner.id
+    session[GENERATION_KEY] = owner.session_generation
     session.permanent = False
 
 
 def sign_out() -> None:
+    """Sign out here and on every other browser (a copied cookie would otherwise still open the admin)."""
+    owner = current_owner()
+    if owner is not None:
+        end_sessions(db.session, owner)
     session.pop(SESSION_KEY, None)
+    session.pop(GENERATION_KEY, None)
 
 
 def current_owner() -> Owner | None:
     owner_id = session.get(SESSION_KEY)
     if owner_id is None:
         return None
-    return db.session.get(Owner, owner_id)
+    owner = db.session.get(Owner, owner_id)
+    # A session from before generations were kept has none: it counts as generation 0, the first.
+    if owner is None or session.get(GENERATION_KEY, 0) != owner.session_generation:
+        session.pop(SESSION_KEY, None)
+        session.pop(GENERATION_KEY, None)
+        return None
+    return owner
 
 
 PUBLIC_ENDPOINTS = {"admin.login", "admin.static"}

@@ -50,7 +50,17 @@ def set_password(email: str, password: str) -> None:
     except CoursegateError as error:
         raise click.ClickException(error.message) from None
     db.session.commit()
-    click.echo(f"Password for {owner.email} changed.")
+    click.echo(f"Password for {owner.email} changed; every session signed in with the old one has ended.")
+
+
+@owners_cli.command("sign-out")
+@click.argument("email")
+def sign_out_everywhere(email: str) -> None:
+    """Sign an owner out on every browser (e.g. a laptop was lost); the password stays."""
+    owner = _owner(email)
+    auth.end_sessions(db.session, owner)
+    db.session.commit()
+    click.echo(f"{owner.email} is signed out everywhere.")
 
 
 @owners_cli.command("list")

@@ -23,6 +23,8 @@ class Owner(db.Model):
     failed_attempts: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # As members': signing out, a new password or "sign out everywhere" moves it on, ending older sessions.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now)
 
 

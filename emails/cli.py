@@ -15,3 +15,13 @@ def send_pending() -> None:
     """Deliver every pending email that is due (what the periodic sweep does)."""
     tried = services.sweep_pending()
     click.echo(f"Tried {tried} pending email(s).")
+
+
+@emails_cli.command("scrub-links")
+def scrub_links() -> None:
+    """Once after upgrading: emails stored before links were made at send time give up their login and invoice
+    links (a pending one is sent with a fresh link; a resend works as before)."""
+    from extensions import db
+
+    changed = services.scrub_stored_links(db.session)
+    click.echo(f"{changed} email(s) no longer hold a working link.")

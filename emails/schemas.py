@@ -7,15 +7,17 @@ import re
 import marshmallow as ma
 from marshmallow import validate
 
+from emails import credentials
 from emails.models import EmailStatus
 from schemas_common import QueryArgs, StrictSchema
 
-# A login link signs its holder in: listings show that a link was sent, never the link itself.
-_LOGIN_TOKEN = re.compile(r"(/login/)[A-Za-z0-9_.\-]{20,}")
+# Links that are credentials are stored as markers (emails/credentials.py); emails stored before that may still
+# hold a login or invoice link, which is never shown.
+_OLD_TOKEN = re.compile(r"(/login/|/invoices/\d+\?t=)[A-Za-z0-9_.\-]{20,}")
 
 
 def redact(body: str) -> str:
-    return _LOGIN_TOKEN.sub(r"\1[link hidden]", body)
+    return credentials.shown(_OLD_TOKEN.sub(r"\1[link hidden]", body))
 
 
 class EmailArgs(QueryArgs):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 import jobs
 import timeutil
-from emails import catalog, placeholders, rendering, transport
+from emails import catalog, credentials, placeholders, rendering, transport
 from emails.errors import BadPlaceholders, EmailNotFound, UnknownTemplate
 from emails.models import EmailStatus, EmailTemplateOverride, OutboundEmail
 from extensions import db
@@ -30,7 +30,7 @@ def enqueue(session: Session, template: str, to: str, context: dict, *, dedupe_k
 
     One ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING``, no savepoint: when a concurrent
     transaction queues the same key, this one waits for it and does nothing, so the first one wins."""
-    subject, text, html = rendering.render(template, context, get_override(session, template))
+    subject, text, html = _stored_form(rendering.render(template, context, get_override(session, template)), to)
     moment = timeutil.now()
     values = dict(recipient=to, template=template, subject=subject, text_body=text, html_body=html,
                   status=EmailStatus.PENDING, attempts=0, last_error=None, dedupe_key=dedupe_key,
@@ -43,17 +43,34 @@ def enqueue(session: Session, template: str, to: str, context: dict, *, dedupe_k
     return email
 
 
+def _stored_form(message: tuple[str, str, str], recipient: str) -> tuple[str, str, str]:
+    """``(subject, text, html)`` as the outbox keeps them: credential links replaced by markers."""
+    subject, text, html = (credentials.scrub(part, recipient) for part in message)
+    return subject, text, html
+
+
 def deliver(email_id: int) -> None:
-    """Send one pending email, recording attempts and errors. Safe to call twice."""
+    """Send one pending email, recording attempts and errors. Safe to call twice.
+
+    Links that are credentials are made here, for this attempt only (see :mod:`emails.credentials`)."""
     session = db.session
     email = session.get(OutboundEmail, email_id, with_for_update={"skip_locked": True})
     if email is None or email.status != EmailStatus.PENDING:
         session.rollback()
         return
     email.attempts += 1
+    # A row queued before links were made at send time still holds its link: it is kept as a marker from now on.
+    email.subject, email.text_body, email.html_body = _stored_form(
+        (email.subject, email.text_body, email.html_body), email.recipient)
     try:
-        transport.send(recipient=email.recipient, subject=email.subject, text=email.text_body,
-                       html=email.html_body, email_id=email.id)
+        subject, text, html = credentials.fill(session, (email.subject, email.text_body, email.html_body),
+                                               email.recipient)
+    except credentials.LinkUnavailable as exc:  # trying again cannot help; a resend goes to the current address
+        email.status, email.last_error, email.next_attempt_at = EmailStatus.FAILED, exc.message, None
+        session.commit()
+        return
+    try:
+        transport.send(recipient=email.recipient, subject=subject, text=text, html=html, email_id=email.id)
     except Exception as exc:  # SMTP and file errors alike: record, back off, let the sweep retry
         email.last_error = f"{type(exc).__name__}: {exc}"[:1000]
         if email.attempts > len(RETRY_BACKOFF):
@@ -68,6 +85,24 @@ def deliver(email_id: int) -> None:
         email.last_error = None
         email.next_attempt_at = None
     session.commit()
+
+
+def scrub_stored_links(session: Session, batch: int = 500) -> int:
+    """Replace the credential links still held by emails stored before links were made at send time (see
+    :mod:`emails.credentials`). Idempotent; commits per batch. Returns how many emails changed."""
+    changed, last_id = 0, 0
+    while True:
+        found = list(session.scalars(select(OutboundEmail).where(OutboundEmail.id > last_id)
+                                     .order_by(OutboundEmail.id).limit(batch)))
+        if not found:
+            return changed
+        for email in found:
+            stored = _stored_form((email.subject, email.text_body, email.html_body), email.recipient)
+            if stored != (email.subject, email.text_body, email.html_body):
+                email.subject, email.text_body, email.html_body = stored
+                changed += 1
+        last_id = found[-1].id
+        session.commit()
 
 
 def sweep_pending(limit: int = 500) -> int:
@@ -125,7 +160,8 @@ def resend(session: Session, email: OutboundEmail) -> OutboundEmail:
     fresh_context = _FRESH_CONTEXT.get(email.template)
     if fresh_context is not None:
         recipient, context = fresh_context(session, email)
-        subject, text, html = rendering.render(email.template, context, get_override(session, email.template))
+        subject, text, html = _stored_form(
+            rendering.render(email.template, context, get_override(session, email.template)), recipient)
     copy = OutboundEmail(recipient=recipient, template=email.template, subject=subject,
                          text_body=text, html_body=html, member_id=email.member_id,
                          resent_from_id=email.id, next_attempt_at=timeutil.now())
@@ -232,7 +268,7 @@ def enqueue_many(session: Session, messages: list[tuple[str, str, dict, str, int
         select(EmailTemplateOverride).where(EmailTemplateOverride.template.in_(templates)))}
     rows = []
     for template, to, context, dedupe_key, member_id in messages:
-        subject, text, html = rendering.render(template, context, overrides.get(template))
+        subject, text, html = _stored_form(rendering.render(template, context, overrides.get(template)), to)
         rows.append({"recipient": to, "template": template, "subject": subject, "text_body": text,
                      "html_body": html, "dedupe_key": dedupe_key, "member_id": member_id,
                      "status": EmailStatus.PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now})

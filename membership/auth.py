@@ -7,13 +7,14 @@ import hashlib
 import hmac
 import secrets
 
-from flask import g, redirect, request, session, url_for
+from flask import current_app, g, redirect, request, session, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import timeutil
 from errors import Unauthorized
 from extensions import db
+from membership import login_links
 from membership.models import ApiKey, Member
 
 KEY_PREFIX = "cg_"
@@ -63,22 +64,58 @@ def touch_last_used(row: ApiKey) -> None:
     row.last_used_at = timeutil.now()
 
 
+MEMBER_KEY = "member_id"
+GENERATION_KEY = "member_generation"
+SINCE_KEY = "member_since"  # when this browser signed in (Unix seconds): the session's lifetime counts from it
+
+
 def current_member() -> Member | None:
-    """The member signed in on this browser session (``session["member_id"]``), if any."""
-    member_id = session.get("member_id")
+    """The member signed in on this browser session, if any, and only while that sign-in still stands: not
+    after the member signed out or changed their password anywhere (``Member.session_generation``), nor
+    ``MEMBER_SESSION_DAYS`` after signing in. A cookie copied before either keeps nothing open."""
+    member_id = session.get(MEMBER_KEY)
     if member_id is None:
         return None
-    return db.session.get(Member, member_id)
+    member = db.session.get(Member, member_id)
+    if member is None or not _still_signed_in(member):
+        for key in (MEMBER_KEY, GENERATION_KEY, SINCE_KEY):
+            session.pop(key, None)
+        return None
+    return member
+
+
+def _still_signed_in(member: Member) -> bool:
+    # A session from before generations were kept has none: it counts as generation 0, the first.
+    if session.get(GENERATION_KEY, 0) != member.session_generation:
+        return False
+    now = int(timeutil.now().timestamp())
+    since = session.get(SINCE_KEY)
+    if not isinstance(since, int):  # likewise from before lifetimes were kept: its lifetime starts now
+        session[SINCE_KEY] = since = now
+    return now - since < int(current_app.config["MEMBER_SESSION_DAYS"]) * 86400
 
 
 def sign_in(member: Member) -> None:
     """Start a fresh browser session for ``member`` (the old session's contents are dropped)."""
     session.clear()
-    session["member_id"] = member.id
+    session[MEMBER_KEY] = member.id
+    session[GENERATION_KEY] = member.session_generation
+    session[SINCE_KEY] = int(timeutil.now().timestamp())
     session.permanent = True
 
 
+def end_sessions(member: Member) -> None:
+    """End every session ``member`` has signed in, on every browser. Flushes nothing; the caller commits."""
+    member.session_generation += 1
+
+
 def sign_out() -> None:
+    """Sign out here and everywhere else: every copy of the session cookie stops working, and so do the login
+    links already sent (one followed again from this browser's history must not sign back in)."""
+    member = current_member()
+    if member is not None:
+        end_sessions(member)
+        login_links.revoke_all(db.session, member)
     session.clear()
 
 
@@ -89,7 +126,6 @@ def member_required(view):
     def wrapper(*args, **kwargs):
         member = current_member()
         if member is None:
-            session.pop("member_id", None)
             return redirect(url_for("member_pages.login"))
         g.member = member
         return view(*args, **kwargs)

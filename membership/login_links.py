@@ -2,7 +2,8 @@
 
 A link is an itsdangerous token (salt :data:`tokens.LOGIN_LINK`) carrying the member id, the member's
 ``login_nonce``, the purpose (``welcome``: 7 days, ``login``: 1 hour), a random link id and the issue
-time. Nothing is stored when a link is issued. The first time it is followed a :class:`LoginLink` row
+time. Nothing is stored when a link is issued. Opening it (GET) only shows a page with a sign-in button;
+the button's POST is what uses it. The first time it is used a :class:`LoginLink` row
 keyed by a SHA-256 of the link id records the use; the link then keeps working for a short window
 (``LOGIN_LINK_REUSE_WINDOW`` seconds) and a few uses (``LOGIN_LINK_MAX_USES``), as Ghost does, so the
 visit of an email security scanner does not burn it. It is dead after that window, or as soon as a
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from itsdangerous import BadSignature
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -57,6 +59,15 @@ def issue_token(member: Member, purpose: str = WELCOME) -> str:
     return tokens.sign(tokens.LOGIN_LINK, payload)
 
 
+def payload_of(token: str) -> dict | None:
+    """What a genuine link (signed by us, expired or not) was issued for, ``{"m": member id, "p": purpose}``."""
+    try:
+        parsed = _parse(tokens.serializer(tokens.LOGIN_LINK).loads(token))
+    except BadSignature:
+        return None
+    return {"m": parsed[0], "p": parsed[2]} if parsed else None
+
+
 def link_hash(link_id: str) -> str:
     return hashlib.sha256(link_id.encode()).hexdigest()
 
@@ -72,7 +83,29 @@ def _parse(payload: object) -> tuple[int, str, str, str, datetime] | None:
 
 
 def redeem(session: Session, token: str) -> Redemption:
-    """Check a followed link and record its use. Flushes; the caller signs the member in and commits."""
+    """Check a link and record its use. Flushes; the caller signs the member in and commits."""
+    found = _verify(session, token)
+    if isinstance(found, Redemption):
+        return found
+    member, digest, purpose, issued_at = found
+    return _record_use(session, member, digest, purpose, issued_at, timeutil.now())
+
+
+def peek(session: Session, token: str) -> Redemption:
+    """What :func:`redeem` would answer now, without using the link: opening it (a GET, as a mail scanner
+    does) only shows the page whose button signs in."""
+    found = _verify(session, token)
+    if isinstance(found, Redemption):
+        return found
+    member, digest, _, _ = found
+    link = session.scalar(select(LoginLink).where(LoginLink.link_hash == digest))
+    if link is not None and _spent(link, timeutil.now()):
+        return Redemption(USED, member)
+    return Redemption(OK, member)
+
+
+def _verify(session: Session, token: str) -> Redemption | tuple[Member, str, str, datetime]:
+    """A Redemption when the link cannot sign in at all; else ``(member, link hash, purpose, issued_at)``."""
     outer_age = max(max_age(purpose) for purpose in MAX_AGE_SETTINGS)
     check = tokens.check(tokens.LOGIN_LINK, token, max_age=outer_age)
     if check.status == "expired":
@@ -81,8 +114,7 @@ def redeem(session: Session, token: str) -> Redemption:
     if parsed is None:
         return Redemption(INVALID)
     member_id, nonce, purpose, link_id, issued_at = parsed
-    moment = timeutil.now()
-    if moment - issued_at > timedelta(seconds=max_age(purpose)):
+    if timeutil.now() - issued_at > timedelta(seconds=max_age(purpose)):
         return Redemption(EXPIRED)
     member = session.get(Member, member_id)
     if member is None:
@@ -94,7 +126,14 @@ def redeem(session: Session, token: str) -> Redemption:
         LoginLink.member_id == member.id, LoginLink.issued_at > issued_at, LoginLink.link_hash != digest)))
     if newer_used:
         return Redemption(USED, member)
-    return _record_use(session, member, digest, purpose, issued_at, moment)
+    return member, digest, purpose, issued_at
+
+
+def _spent(link: LoginLink, moment: datetime) -> bool:
+    """Past its reuse window, or used as often as a link may be."""
+    config = current_app.config
+    window = timedelta(seconds=int(config["LOGIN_LINK_REUSE_WINDOW"]))
+    return moment - link.first_used_at > window or link.use_count >= int(config["LOGIN_LINK_MAX_USES"])
 
 
 def _record_use(session: Session, member: Member, digest: str, purpose: str, issued_at: datetime,
@@ -113,9 +152,7 @@ def _record_use(session: Session, member: Member, digest: str, purpose: str, iss
                 raise
         else:
             return Redemption(OK, member)
-    config = current_app.config
-    window = timedelta(seconds=int(config["LOGIN_LINK_REUSE_WINDOW"]))
-    if moment - link.first_used_at > window or link.use_count >= int(config["LOGIN_LINK_MAX_USES"]):
+    if _spent(link, moment):
         return Redemption(USED, member)
     link.use_count += 1
     link.last_used_at = moment

@@ -100,6 +100,9 @@ class Member(db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     # Changes whenever a login link is superseded; links carry the value they were issued with.
     login_nonce: Mapped[str] = mapped_column(String(32), default="")
+    # Stored in the browser session at sign-in; signing out or a new password moves it on, which ends every
+    # session (and every copy of a session cookie) signed in before.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=timeutil.now, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=timeutil.now, onupdate=timeutil.now)
 

@@ -2,7 +2,7 @@
 
 Every form posts a CSRF token (checked before any view runs). Asking for a login link answers the
 same way whether or not the email belongs to a member: the lookup and the email happen in a job after
-the response.
+the response, on a thread of their own (see ``jobs.dispatch_apart``).
 """
 
 from __future__ import annotations
@@ -75,16 +75,33 @@ def login():
         return render_template("membership/login.html", errors=first_errors(error),
                                email=request.form.get("email", "")), 422
     email = form["email"].strip()
-    # No lookup here: the job finds the member (or nobody) after the response has gone out.
-    jobs.dispatch(tasks.send_login_link, email)
+    # No lookup here: the job finds the member (or nobody) after the response has gone out, off this request's
+    # thread, so neither this answer nor this worker's next one depends on whether the email is a member's.
+    jobs.dispatch_apart(tasks.send_login_link, email)
     return render_template("membership/login_sent.html", email=email)
 
 
-@bp.route("/login/<token>", methods=["GET"])
-def follow_link(token: str):
-    """The one-click link from an email: sign in and land on /account."""
-    if request.method == "HEAD":  # link checkers that only peek never use the link up
+@bp.get("/login/<token>")
+def open_link(token: str):
+    """The one-click link from an email opens a page whose button signs in. Opening it uses nothing up, so the
+    email security scanners that open every link cannot spend it."""
+    if request.method == "HEAD":  # link checkers that only peek
         return "", 200
+    outcome = login_links.peek(db.session, token)
+    db.session.rollback()
+    member = auth.current_member()
+    if outcome.status in (login_links.OK, login_links.USED) and member is not None and member.id == outcome.member.id:
+        return redirect(url_for("member_pages.account"))  # opened again on a device already signed in
+    if outcome.status == login_links.OK:
+        # Over HTTPS the CSRF check wants a same-site Referer on the button's POST; it goes nowhere else.
+        return render_template("membership/link_confirm.html", member_name=outcome.member.name), 200, {
+            "Referrer-Policy": "same-origin"}
+    return _link_problem(outcome.status)
+
+
+@bp.post("/login/<token>")
+def follow_link(token: str):
+    """The button on that page: uses the link (within its reuse window and uses) and lands on /account."""
     outcome = login_links.redeem(db.session, token)
     if outcome.status == login_links.OK:
         auth.sign_in(outcome.member)
@@ -93,11 +110,15 @@ def follow_link(token: str):
     db.session.rollback()
     member = auth.current_member()
     if outcome.status == login_links.USED and member is not None and member.id == outcome.member.id:
-        return redirect(url_for("member_pages.account"))  # clicked again on a device already signed in
+        return redirect(url_for("member_pages.account"))  # pressed again on a device already signed in
+    return _link_problem(outcome.status)
+
+
+def _link_problem(status: str):
     page = {
         login_links.EXPIRED: ("membership/link_expired.html", 410),
         login_links.USED: ("membership/link_used.html", 410),
-    }.get(outcome.status, ("membership/link_invalid.html", 400))
+    }.get(status, ("membership/link_invalid.html", 400))
     return render_template(page[0], errors={}, email=""), page[1]
 
 
@@ -122,6 +143,7 @@ def password_login():
 @bp.post("/logout")
 def logout():
     auth.sign_out()
+    db.session.commit()
     flash("You are signed out.", "info")
     return redirect(url_for("member_pages.login"))
 
@@ -148,5 +170,6 @@ def set_password():
         return _render_account(errors=first_errors(error), status=422)
     services.set_password(db.session, g.member, form["password"])
     db.session.commit()
+    auth.sign_in(g.member)  # the password ended every other session, not this one
     flash("Your password is set. You can now also sign in with it.", "info")
     return redirect(url_for("member_pages.account"))

@@ -15,6 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 import signals
 import timeutil
+from emails import credentials as email_credentials
 from emails import services as email_services
 from emails.errors import CannotResend
 from emails.models import OutboundEmail
@@ -146,6 +147,34 @@ def login_url(member: Member, *, purpose: str = "welcome") -> str:
     return f"{current_app.config['SITE_URL']}/login/{token}"
 
 
+def member_at(session: Session, member_id: int, address: str) -> Member:
+    """The member an emailed credential is made for, still at the address the email goes to; else
+    :class:`~emails.credentials.LinkUnavailable` (a link to the account must not reach an address it left)."""
+    member = session.get(Member, member_id)
+    if member is None:
+        raise email_credentials.LinkUnavailable("The member this email was for no longer exists.")
+    if member.email != address.strip().lower():
+        raise email_credentials.LinkUnavailable(
+            "The member's address changed after this email was queued, so it went out to nobody. Resend it to "
+            "send a new link to the current address.")
+    return member
+
+
+def _read_login_link(match: re.Match) -> tuple[str, ...] | None:
+    payload = login_links.payload_of(match.group("token"))
+    return (str(payload["m"]), payload["p"]) if payload else None
+
+
+def _make_login_link(session: Session, what: tuple[str, ...], address: str) -> str:
+    member_id, purpose = what
+    return login_url(member_at(session, int(member_id), address), purpose=purpose)
+
+
+# The outbox keeps a marker where a login link was; delivery makes a new link (see emails/credentials.py).
+email_credentials.register(email_credentials.Credential(
+    "login", "/login/" + email_credentials.TOKEN, _read_login_link, _make_login_link))
+
+
 def welcome_context(member: Member, levels: list[Level]) -> dict:
     """The welcome email's context, with a new login link."""
     return {"member_name": member.name or "there", "login_url": login_url(member),
@@ -184,7 +213,9 @@ def queue_login_link(session: Session, email: str) -> bool:
 
 
 def set_password(session: Session, member: Member, password: str) -> None:
+    """A new password ends every session signed in before (the caller signs the current browser in again)."""
     member.password_hash = generate_password_hash(password)
+    member.session_generation += 1
     session.flush()
 
 

@@ -98,7 +98,10 @@ def app(app_config):
     app = create_app(app_config)
     _truncate(app)
     yield app
+    import jobs
     from extensions import db
+
+    assert jobs.drain(), "background jobs still running after the test"
 
     with app.app_context():
         db.session.remove()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from contextlib import contextmanager
 
@@ -24,6 +25,31 @@ def login_link_in(text: str) -> str:
     return match.group(1)
 
 
+def follow_link(client, path: str, **kwargs):
+    """Open a login link and press its page's sign-in button, as a member does: the POST uses the link. Returns
+    the answer to the POST, or to the GET when it showed no button (a dead link, or already signed in)."""
+    page = client.get(path, **kwargs)
+    match = _CSRF.search(page.get_data(as_text=True)) if page.status_code == 200 else None
+    if match is None:
+        return page
+    return client.post(path, data={"csrf_token": match.group(1)}, **kwargs)
+
+
+def delivered_text(email_id: int, app=None) -> str:
+    """The text part of the message the file transport wrote for an outbox row: links that are credentials are
+    made at delivery, so they are in the message and never in the row."""
+    from email import message_from_bytes, policy
+    from pathlib import Path
+
+    from emails import transport
+
+    with (app.app_context() if app is not None else contextlib.nullcontext()):
+        folder = transport.mail_dir()
+    [path] = sorted(Path(folder).glob(f"{email_id:06d}-*.eml"))
+    message = message_from_bytes(path.read_bytes(), policy=policy.default)
+    return message.get_body(("plain",)).get_content()
+
+
 def path_of(url: str) -> str:
     return "/login/" + url.rsplit("/login/", 1)[1]
 
@@ -37,5 +63,11 @@ def committed(app):
 
 
 def sign_in_as(app, client, member_id: int) -> None:
+    """A browser session for the member, as a login link leaves it (their current session generation)."""
+    from membership.models import Member
+
+    with app.app_context():
+        generation = db.session.get(Member, member_id).session_generation
     with client.session_transaction() as browser:
         browser["member_id"] = member_id
+        browser["member_generation"] = generation

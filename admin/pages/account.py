@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 import timeutil
@@ -51,7 +51,23 @@ def login():
 @bp.post("/logout")
 def logout():
     auth.sign_out()
+    db.session.commit()
     flash("You are signed out.")
+    return redirect(url_for("admin.login"))
+
+
+@bp.get("/account")
+def account():
+    return render_template("admin/account.html")
+
+
+@bp.post("/account/sign-out-everywhere")
+def sign_out_everywhere():
+    """Ends every session of this owner, on every browser, this one included."""
+    auth.end_sessions(db.session, g.owner)
+    auth.sign_out()
+    db.session.commit()
+    flash("You are signed out everywhere. Sign in again to continue.")
     return redirect(url_for("admin.login"))
 
 

@@ -43,6 +43,7 @@ NAV: list[NavItem] = [
     NavItem("admin.invoices", "Invoices"),
     NavItem("admin.automations", "Automations"),
     NavItem("admin.api_keys", "API keys"),
+    NavItem("admin.account", "Your account"),
 ]
 
 

@@ -10,6 +10,7 @@ from emails import catalog
 from emails import services as email_services
 from emails.errors import CannotResend
 from emails.models import EmailStatus, OutboundEmail
+from emails.schemas import redact
 from extensions import db
 
 @bp.get("/emails")
@@ -32,7 +33,9 @@ def email(email_id: int):
     row = db.session.get(OutboundEmail, email_id)
     if row is None:
         abort(404)
-    return render_template("admin/email.html", email=row)
+    # The bodies as the API shows them: what each link was, never a link that works.
+    return render_template("admin/email.html", email=row, text_body=redact(row.text_body),
+                           html_body=redact(row.html_body))
 
 
 @bp.post("/emails/<int:email_id>/resend")

@@ -16,6 +16,7 @@ from fulfillment.models import WebhookEvent
 from membership import services
 from membership.models import Grant, GrantStatus
 from tests import factories
+from tests.helpers import delivered_text, login_link_in
 from membership import grants
 
 
@@ -155,8 +156,10 @@ def test_resend_the_welcome_email_with_a_fresh_link(admin, app):
                                       .order_by(OutboundEmail.id)).all()
         assert len(welcomes) == 2
         assert welcomes[1].dedupe_key is None and welcomes[1].member_id == member_id
-        assert "Gold" in welcomes[1].text_body and "/login/" in welcomes[1].text_body
+        assert "Gold" in welcomes[1].text_body and "[link made when sent: login/" in welcomes[1].text_body
         assert welcomes[1].status == EmailStatus.SENT  # delivered after the response (embedded default)
+        first, again = (login_link_in(delivered_text(email.id)) for email in welcomes)
+        assert again != first  # a new link, made when the copy went out
     assert "is on its way" in admin.get(f"/admin/members/{member_id}").text
 
 

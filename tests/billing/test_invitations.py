@@ -113,6 +113,19 @@ def test_a_used_link_does_not_work_again(client, api, clock):
     assert api.get(f"/api/v1/invitations/{created.json['id']}").json["state"] == "completed"
 
 
+def test_a_scanners_visits_do_not_use_up_the_link(client, app, api, clock):
+    """Opening the link only shows the page (its state becomes "opened"); saving a card is what uses it."""
+    subscribe(client, "ada@example.com")
+    _invite(api, member_by_email("ada@example.com").id)
+    link = invitation_link()
+    scanner = app.test_client()
+    assert scanner.get(link).status_code == 200
+    clock[0] = T0 + timedelta(hours=2)
+    assert scanner.get(link).status_code == 200
+    _, done = _follow(client, link)
+    assert "Thank you" in done.text
+
+
 def test_an_expired_link_does_not_work(client, api, clock):
     subscribe(client, "ada@example.com")
     member = member_by_email("ada@example.com")

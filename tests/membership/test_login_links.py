@@ -12,7 +12,7 @@ from extensions import db
 from membership import login_links, services
 from membership.models import LoginLink
 from tests import factories
-from tests.helpers import committed, path_of
+from tests.helpers import committed, follow_link, path_of
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def signed_in_member(client):
 
 
 def test_welcome_link_signs_in_and_lands_on_account(app, client, member_id):
-    response = client.get(link(app, member_id))
+    response = follow_link(client, link(app, member_id))
     assert response.status_code == 302 and response.location == "/account"
     assert signed_in_member(client) == member_id
     page = client.get("/account")
@@ -45,7 +45,7 @@ def test_welcome_link_works_for_seven_days_then_expires(app, client, member_id):
     with timeutil.frozen(start) as clock:
         path = link(app, member_id)
         clock[0] = start + timedelta(days=7, minutes=1)
-        expired = client.get(path)
+        expired = follow_link(client, path)
     assert expired.status_code == 410
     body = expired.get_data(as_text=True)
     assert "has expired" in body and 'action="/login"' in body  # offers a fresh link
@@ -54,7 +54,7 @@ def test_welcome_link_works_for_seven_days_then_expires(app, client, member_id):
     with timeutil.frozen(start) as clock:
         path = link(app, member_id)
         clock[0] = start + timedelta(days=6, hours=23)
-        assert client.get(path).status_code == 302
+        assert follow_link(client, path).status_code == 302
 
 
 def test_login_page_link_works_for_one_hour(app, client, member_id):
@@ -62,9 +62,9 @@ def test_login_page_link_works_for_one_hour(app, client, member_id):
     with timeutil.frozen(start) as clock:
         fresh, stale = link(app, member_id, "login"), link(app, member_id, "login")
         clock[0] = start + timedelta(minutes=59)
-        assert client.get(fresh).status_code == 302
+        assert follow_link(client, fresh).status_code == 302
         clock[0] = start + timedelta(minutes=61)
-        assert client.get(stale).status_code == 410
+        assert follow_link(client, stale).status_code == 410
 
 
 @pytest.mark.parametrize("mangle", [
@@ -73,7 +73,7 @@ def test_login_page_link_works_for_one_hour(app, client, member_id):
     lambda path: "/login/not-a-token",
 ])
 def test_tampered_link_gets_the_invalid_page(app, client, member_id, mangle):
-    response = client.get(mangle(link(app, member_id)))
+    response = follow_link(client, mangle(link(app, member_id)))
     assert response.status_code == 400
     body = response.get_data(as_text=True)
     assert "does not work" in body and 'action="/login"' in body
@@ -84,17 +84,42 @@ def test_link_signed_with_another_key_is_invalid(app, app_config, client, member
     other = make_app({**app_config, "SECRET_KEY": "someone-elses-key"})
     with other.app_context():
         path = path_of(services.login_url(db.session.get(services.Member, member_id)))
-    assert client.get(path).status_code == 400
+    assert follow_link(client, path).status_code == 400
 
 
-def test_scanner_visit_does_not_burn_the_link(app, member_id):
+def test_opening_a_link_shows_a_sign_in_button_and_uses_nothing(app, client, member_id):
+    path = link(app, member_id)
+    page = client.get(path)
+    assert page.status_code == 200 and signed_in_member(client) is None
+    body = page.get_data(as_text=True)
+    assert f'<form method="post" action="{path}">' in body and 'name="csrf_token"' in body
+    assert page.headers["Referrer-Policy"] == "same-origin"  # the POST's Referer, for the CSRF check over HTTPS
+    with app.app_context():
+        assert db.session.scalar(select(func.count(LoginLink.id))) == 0
+    assert client.get("/account").location == "/login"
+
+
+def test_a_scanners_visits_never_use_up_the_link(app, member_id):
+    """Mail scanners open every URL, sometimes again minutes later: only the button's POST uses the link."""
     path = link(app, member_id)
     scanner, member = app.test_client(), app.test_client()
-    assert scanner.get(path).status_code == 302  # the mail scanner fetches every URL once
-    with timeutil.frozen(timeutil.now() + timedelta(minutes=5)):
-        response = member.get(path)
+    start = timeutil.now()
+    with timeutil.frozen(start) as clock:
+        assert scanner.get(path).status_code == 200
+        clock[0] = start + timedelta(minutes=11)  # past the reuse window a first use would have opened
+        assert scanner.get(path).status_code == 200
+        response = follow_link(member, path)
     assert response.status_code == 302 and response.location == "/account"
-    assert signed_in_member(member) == member_id
+    assert signed_in_member(member) == member_id and signed_in_member(scanner) is None
+
+
+def test_the_sign_in_button_needs_the_pages_csrf_token(app, client, member_id):
+    path = link(app, member_id)
+    client.get(path)
+    forged = client.post(path, data={"csrf_token": "forged"})
+    assert forged.status_code == 400 and signed_in_member(client) is None
+    with app.app_context():
+        assert db.session.scalar(select(func.count(LoginLink.id))) == 0  # a refused POST used nothing either
 
 
 def test_head_request_does_not_use_the_link(app, client, member_id):
@@ -109,9 +134,9 @@ def test_link_is_dead_after_the_window(app, client, member_id):
     path = link(app, member_id)
     start = timeutil.now()
     with timeutil.frozen(start) as clock:
-        assert app.test_client().get(path).status_code == 302
+        assert follow_link(app.test_client(), path).status_code == 302
         clock[0] = start + timedelta(seconds=app.config["LOGIN_LINK_REUSE_WINDOW"] + 1)
-        response = client.get(path)
+        response = follow_link(client, path)
     assert response.status_code == 410
     assert "already been used" in response.get_data(as_text=True)
     assert signed_in_member(client) is None
@@ -121,8 +146,8 @@ def test_link_is_dead_after_its_use_limit(app, member_id):
     path = link(app, member_id)
     limit = app.config["LOGIN_LINK_MAX_USES"]
     for _ in range(limit):
-        assert app.test_client().get(path).status_code == 302
-    assert app.test_client().get(path).status_code == 410
+        assert follow_link(app.test_client(), path).status_code == 302
+    assert follow_link(app.test_client(), path).status_code == 410
     with app.app_context():
         row = db.session.scalar(select(LoginLink))
         assert row.use_count == limit and row.member_id == member_id
@@ -137,8 +162,8 @@ def test_older_link_dies_once_a_newer_one_is_used(app, member_id):
         clock[0] = start + timedelta(seconds=1)
         newer = link(app, member_id, "login")
         clock[0] = start + timedelta(seconds=2)
-        assert app.test_client().get(newer).status_code == 302
-        superseded = app.test_client().get(older)
+        assert follow_link(app.test_client(), newer).status_code == 302
+        superseded = follow_link(app.test_client(), older)
     assert superseded.status_code == 410
     assert "already been used" in superseded.get_data(as_text=True)
 
@@ -147,13 +172,13 @@ def test_older_link_in_its_window_dies_once_a_newer_one_is_used(app, member_id):
     start = timeutil.now()
     with timeutil.frozen(start) as clock:
         older = link(app, member_id)
-        assert app.test_client().get(older).status_code == 302
+        assert follow_link(app.test_client(), older).status_code == 302
         clock[0] = start + timedelta(seconds=30)
         newer = link(app, member_id, "login")
-        assert app.test_client().get(newer).status_code == 302
+        assert follow_link(app.test_client(), newer).status_code == 302
         clock[0] = start + timedelta(seconds=60)
-        assert app.test_client().get(older).status_code == 410
-        assert app.test_client().get(newer).status_code == 302  # the newer one keeps its window
+        assert follow_link(app.test_client(), older).status_code == 410
+        assert follow_link(app.test_client(), newer).status_code == 302  # the newer one keeps its window
 
 
 def test_using_an_older_link_leaves_a_newer_unused_one_working(app, member_id):
@@ -162,22 +187,22 @@ def test_using_an_older_link_leaves_a_newer_unused_one_working(app, member_id):
         older = link(app, member_id)
         clock[0] = start + timedelta(seconds=1)
         newer = link(app, member_id, "login")
-        assert app.test_client().get(older).status_code == 302
-        assert app.test_client().get(newer).status_code == 302
+        assert follow_link(app.test_client(), older).status_code == 302
+        assert follow_link(app.test_client(), newer).status_code == 302
 
 
 def test_revoking_a_members_links_kills_them(app, client, member_id):
     path = link(app, member_id)
     with committed(app) as session:
         login_links.revoke_all(session, session.get(services.Member, member_id))
-    assert client.get(path).status_code == 410
+    assert follow_link(client, path).status_code == 410
 
 
 def test_link_of_a_deleted_member_is_invalid(app, client, member_id):
     path = link(app, member_id)
     with committed(app) as session:
         session.delete(session.get(services.Member, member_id))
-    assert client.get(path).status_code == 400
+    assert follow_link(client, path).status_code == 400
 
 
 def test_links_survive_a_secret_key_rotation(app, app_config, member_id, make_app):
@@ -185,22 +210,22 @@ def test_links_survive_a_secret_key_rotation(app, app_config, member_id, make_ap
     path = link(app, member_id)
     rotated = make_app({**app_config, "SECRET_KEY": "the-new-key", "SECRET_KEY_FALLBACKS": [old_key]})
     client = rotated.test_client()
-    response = client.get(path)
+    response = follow_link(client, path)
     assert response.status_code == 302 and response.location == "/account"
     assert client.get("/account").status_code == 200
     # New links are signed with the new key: they fail where only the old key is known...
     with rotated.app_context():
         new_path = path_of(services.login_url(db.session.get(services.Member, member_id)))
-    assert app.test_client().get(new_path).status_code == 400
+    assert follow_link(app.test_client(), new_path).status_code == 400
     # ...and once the old key is dropped from the fallbacks, links signed with it stop working.
     dropped = make_app({**app_config, "SECRET_KEY": "the-new-key", "SECRET_KEY_FALLBACKS": []})
-    assert dropped.test_client().get(link(app, member_id)).status_code == 400
+    assert follow_link(dropped.test_client(), link(app, member_id)).status_code == 400
 
 
 def test_cli_prints_a_working_login_link(app, runner, client, member_id):
     result = runner.invoke(args=["members", "login-link", "ADA@example.com"])
     assert result.exit_code == 0
-    assert client.get(path_of(result.output.strip())).status_code == 302
+    assert follow_link(client, path_of(result.output.strip())).status_code == 302
     assert signed_in_member(client) == member_id
     missing = runner.invoke(args=["members", "login-link", "nobody@example.com"])
     assert missing.exit_code != 0 and "No member" in missing.output
@@ -210,26 +235,26 @@ def test_used_links_are_forgotten_once_they_have_expired_anyway(app, member_id):
     start = timeutil.now()
     with timeutil.frozen(start) as clock:
         old, recent = link(app, member_id), None
-        assert app.test_client().get(old).status_code == 302
+        assert follow_link(app.test_client(), old).status_code == 302
         clock[0] = start + timedelta(days=6)
         recent = link(app, member_id)
-        assert app.test_client().get(recent).status_code == 302
+        assert follow_link(app.test_client(), recent).status_code == 302
         clock[0] = start + timedelta(days=7, seconds=1)
         with app.app_context():
             assert login_links.prune(db.session) == 1
             db.session.commit()
             assert db.session.scalar(select(func.count(LoginLink.id))) == 1
-        assert app.test_client().get(old).status_code == 410  # expired: pruning changed nothing for it
-        assert app.test_client().get(recent).status_code == 410  # used up its window long ago
+        assert follow_link(app.test_client(), old).status_code == 410  # expired: pruning changed nothing for it
+        assert follow_link(app.test_client(), recent).status_code == 410  # used up its window long ago
 
 
 def test_a_used_link_clicked_again_where_its_member_is_signed_in_goes_to_the_account(app, client, member_id):
     path = link(app, member_id)
     start = timeutil.now()
     with timeutil.frozen(start) as clock:
-        assert client.get(path).status_code == 302
+        assert follow_link(client, path).status_code == 302
         clock[0] = start + timedelta(days=1)
-        again = client.get(path)
+        again = follow_link(client, path)
         assert again.status_code == 302 and again.location == "/account"
         other = app.test_client()  # anyone else gets the "already used" page
-        assert other.get(path).status_code == 410
+        assert follow_link(other, path).status_code == 410
