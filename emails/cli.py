@@ -6,6 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from emails import services
+from extensions import db
 
 emails_cli = AppGroup("emails", help="The outbox.")
 
@@ -21,7 +22,5 @@ def send_pending() -> None:
 def scrub_links() -> None:
     """Once after upgrading: emails stored before links were made at send time give up their login and invoice
     links (a pending one is sent with a fresh link; a resend works as before)."""
-    from extensions import db
-
     changed = services.scrub_stored_links(db.session)
     click.echo(f"{changed} email(s) no longer hold a working link.")
