@@ -35,9 +35,9 @@ def follow_link(client, path: str, **kwargs):
     return client.post(path, data={"csrf_token": match.group(1)}, **kwargs)
 
 
-def delivered_text(email_id: int, app=None) -> str:
-    """The text part of the message the file transport wrote for an outbox row: links that are credentials are
-    made at delivery, so they are in the message and never in the row."""
+def delivered_text(email_id: int, app=None, *, part: str = "plain") -> str:
+    """The text (or ``part="html"``) of the message the file transport wrote for an outbox row: links that are
+    credentials are made at delivery, so they are in the message and never in the row."""
     from email import message_from_bytes, policy
     from pathlib import Path
 
@@ -45,9 +45,9 @@ def delivered_text(email_id: int, app=None) -> str:
 
     with (app.app_context() if app is not None else contextlib.nullcontext()):
         folder = transport.mail_dir()
-    [path] = sorted(Path(folder).glob(f"{email_id:06d}-*.eml"))
+    [path] = sorted(Path(folder).glob(f"*-{email_id:06d}-*.eml"))
     message = message_from_bytes(path.read_bytes(), policy=policy.default)
-    return message.get_body(("plain",)).get_content()
+    return message.get_body((part,)).get_content()
 
 
 def path_of(url: str) -> str:

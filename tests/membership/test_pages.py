@@ -121,7 +121,7 @@ def test_after_the_response_the_request_thread_does_the_same_for_a_members_email
     assert work == [[], []] and sent_on == []
     assert jobs.drain()
     assert len(sent_on) == 1 and sent_on[0] != threading.get_ident()  # the member's email did go out
-    assert [path.name.split("-", 1)[1] for path in mail_files(app)] == ["ada-example-com.eml"]
+    assert [path.name.split("-", 3)[3] for path in mail_files(app)] == ["ada-example-com.eml"]
 
 
 def test_a_slow_mail_server_never_slows_the_login_page(app, client, member_id, monkeypatch):
