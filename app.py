@@ -124,12 +124,13 @@ def register_blueprints(app: Flask) -> None:
     from keap.pages import bp as keap_pages
     from membership import account, auth
     from membership import services as member_services
+    from membership.access_api import blp as access_api
     from membership.api import blp as membership_api
     from membership.member_api import blp as member_api
     from membership.pages import bp as member_pages
 
     # The JSON API (documented in the OpenAPI spec).
-    for blueprint in (membership_api, fulfillment_api, automations_api, billing_api, member_api, emails_api,
+    for blueprint in (membership_api, access_api, fulfillment_api, automations_api, billing_api, member_api, emails_api,
                       billing_page.blp, card_invitations_api):
         api.register_blueprint(blueprint)
     # emails imports no other domain, so the owner-key check is attached here, for this app only.
