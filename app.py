@@ -74,6 +74,7 @@ def register_extensions(app: Flask) -> None:
     import observability
     from emails.transport import mail
     from extensions import api, csrf, db, limiter, migrate
+    from membership import access_tokens
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"),
@@ -84,6 +85,7 @@ def register_extensions(app: Flask) -> None:
     jobs.init_app(app)
     observability.init_app(app)
     billing.init_app(app)
+    access_tokens.init_app(app)
     api.init_app(app, spec_kwargs={
         "extra_plugins": [ErrorResponsesPlugin()],
         "info": {"description": "Coursegate's owner API. Authenticate with `Authorization: Bearer <api key>`."},
@@ -126,6 +128,7 @@ def register_blueprints(app: Flask) -> None:
     from membership import services as member_services
     from membership.access_api import blp as access_api
     from membership.api import blp as membership_api
+    from membership import member_api as member_token_keys
     from membership.member_api import blp as member_api
     from membership.pages import bp as member_pages
 
@@ -142,9 +145,10 @@ def register_blueprints(app: Flask) -> None:
         member_pages.add_url_rule("/account/billing", "billing", billing_page.billing)
         member_pages.billing_page_added = True  # type: ignore[attr-defined]
     for blueprint in (webhooks, member_pages, billing_pages, sandbox_gateway, keap_pages, admin_pages,
-                      billing_page.bp, card_invitation_pages):
+                      billing_page.bp, card_invitation_pages, member_token_keys.keys_bp):
         app.register_blueprint(blueprint)
     document_webhooks(app, api.spec)
+    member_token_keys.document(app, api.spec)
 
     # Hooks the composition root wires, since the domains below it must not import those above:
     # /account's past-due notice links to where the member updates their card;

@@ -57,6 +57,32 @@ def instance_secret(instance_path: str) -> str:
     return value
 
 
+def instance_signing_key(instance_path: str) -> bytes:
+    """The embedded default's member-token signing key (an Ed25519 private key, PEM), generated on first use and
+    kept under ``instance/``. Written whole under a temporary name and linked into place, so two processes
+    starting together both end up reading the one key that won."""
+    path = Path(instance_path) / "member_token_key.pem"
+    if path.exists():
+        return path.read_bytes()
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    return path.read_bytes()
+
+
 def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
     env = os.environ if environ is None else environ
     site_url = env.get("SITE_URL", "http://127.0.0.1:5000").rstrip("/")
@@ -113,4 +139,10 @@ DEFAULTS = {
     "LOGIN_RATE_LIMIT_IP": "20 per hour;5 per minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5 per hour",
     "PERMANENT_SESSION_LIFETIME": 30 * 24 * 3600,
+    # Member access tokens (POST /api/v1/me/access-token; settable as COURSEGATE_<NAME>): seconds a token is valid;
+    # the signing key (PEM, or the path of a PEM file; default: generated under instance/); former keys still
+    # published at /.well-known/jwks.json (PEMs or paths, comma-separated; public keys are enough).
+    "MEMBER_TOKEN_MAX_AGE": 300,
+    "MEMBER_TOKEN_KEY": None,
+    "MEMBER_TOKEN_KEY_FALLBACKS": None,
 }

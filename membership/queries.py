@@ -6,13 +6,15 @@ next answer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, select, true
+from sqlalchemy import Engine, and_, bindparam, select, true
+from sqlalchemy.orm import Session
 
 import timeutil
 from membership.errors import InvalidEmail
-from membership.models import ApiKey, Course, Grant, Level, Member, level_courses
+from membership.models import ApiKey, Course, CourseStatus, Grant, Level, Member, level_courses
 from membership.services import normalise_email
 from sqlutil import Read, autocommit_engine
 
@@ -58,3 +60,37 @@ def owner_access(engine: Engine, key_hash: str, email: str, course_slug: str,
     if not rows:
         return None
     return [slug for _, slug in rows if slug is not None]
+
+
+@dataclass(frozen=True)
+class MemberAccess:
+    levels: list[str]  # slugs of the levels the member holds now, by level id
+    courses: list[str]  # slugs of the published courses they open, by course id (drafts are not shown to members)
+    until: datetime | None  # when the first of those levels ends (end date or scheduled revocation); None: none ends
+
+
+def member_access(session: Session, member_id: int, moment: datetime | None = None) -> MemberAccess:
+    """What the member's access token lists: the same grants as ``/api/v1/me``, in one statement."""
+    moment = moment or timeutil.now()
+    rows = session.execute(
+        select(Level.id, Level.slug, Grant.id, Grant.ends_at, Grant.revoke_at, Course.id, Course.slug)
+        .join(Grant, Grant.level_id == Level.id)
+        .outerjoin(level_courses, level_courses.c.level_id == Level.id)
+        .outerjoin(Course, and_(Course.id == level_courses.c.course_id, Course.status == CourseStatus.PUBLISHED))
+        .where(Grant.member_id == member_id, Grant.gives_access_at(moment))
+    ).all()
+    levels: dict[int, str] = {}
+    courses: dict[int, str] = {}
+    grant_ends: dict[int, dict[int, datetime | None]] = {}  # level id -> grant id -> when that grant ends
+    for level_id, level_slug, grant_id, ends_at, revoke_at, course_id, course_slug in rows:
+        levels[level_id] = level_slug
+        if course_id is not None:
+            courses[course_id] = course_slug
+        # A scheduled revocation already due but not yet carried out still gives access (as the access check says).
+        ends = [end for end in (ends_at, revoke_at) if end is not None and end > moment]
+        grant_ends.setdefault(level_id, {})[grant_id] = min(ends) if ends else None
+    # A level lasts as long as its longest grant; the token is good until the first level ends.
+    level_ends = [None if None in ends.values() else max(ends.values()) for ends in grant_ends.values()]
+    known = [end for end in level_ends if end is not None]
+    return MemberAccess(levels=[levels[i] for i in sorted(levels)], courses=[courses[i] for i in sorted(courses)],
+                        until=min(known) if known else None)
