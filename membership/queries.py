@@ -69,16 +69,21 @@ class MemberAccess:
     until: datetime | None  # when the first of those levels ends (end date or scheduled revocation); None: none ends
 
 
+# Built once: constructing it from the ORM's expressions cost more than running it.
+_MEMBER_ACCESS = (
+    select(Level.id, Level.slug, Grant.id, Grant.ends_at, Grant.revoke_at, Course.id, Course.slug)
+    .join(Grant, Grant.level_id == Level.id)
+    .outerjoin(level_courses, level_courses.c.level_id == Level.id)
+    .outerjoin(Course, and_(Course.id == level_courses.c.course_id, Course.status == CourseStatus.PUBLISHED))
+    .where(Grant.member_id == bindparam("member_id"),
+           Grant.gives_access_at(bindparam("moment", type_=Grant.starts_at.type)))
+)
+
+
 def member_access(session: Session, member_id: int, moment: datetime | None = None) -> MemberAccess:
     """What the member's access token lists: the same grants as ``/api/v1/me``, in one statement."""
     moment = moment or timeutil.now()
-    rows = session.execute(
-        select(Level.id, Level.slug, Grant.id, Grant.ends_at, Grant.revoke_at, Course.id, Course.slug)
-        .join(Grant, Grant.level_id == Level.id)
-        .outerjoin(level_courses, level_courses.c.level_id == Level.id)
-        .outerjoin(Course, and_(Course.id == level_courses.c.course_id, Course.status == CourseStatus.PUBLISHED))
-        .where(Grant.member_id == member_id, Grant.gives_access_at(moment))
-    ).all()
+    rows = session.execute(_MEMBER_ACCESS, {"member_id": member_id, "moment": moment}).all()
     levels: dict[int, str] = {}
     courses: dict[int, str] = {}
     grant_ends: dict[int, dict[int, datetime | None]] = {}  # level id -> grant id -> when that grant ends
