@@ -133,8 +133,8 @@ def register_blueprints(app: Flask) -> None:
     from membership.pages import bp as member_pages
 
     # The JSON API (documented in the OpenAPI spec).
-    for blueprint in (membership_api, access_api, fulfillment_api, automations_api, billing_api, member_api, emails_api,
-                      billing_page.blp, card_invitations_api):
+    for blueprint in (membership_api, access_api, fulfillment_api, automations_api, billing_api, member_api,
+                      emails_api, billing_page.blp, card_invitations_api):
         api.register_blueprint(blueprint)
     # emails imports no other domain, so the owner-key check is attached here, for this app only.
     app.before_request_funcs.setdefault(emails_api.name, []).append(auth.require_owner)
