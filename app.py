@@ -89,6 +89,7 @@ def register_extensions(app: Flask) -> None:
     import observability
     from emails.transport import mail
     from extensions import api, csrf, db, limiter, migrate
+    from membership import access_tokens
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"),
@@ -99,6 +100,7 @@ def register_extensions(app: Flask) -> None:
     jobs.init_app(app)
     observability.init_app(app)
     billing.init_app(app)
+    access_tokens.init_app(app)
     api.init_app(app, spec_kwargs={
         "extra_plugins": [ErrorResponsesPlugin()],
         "info": {"description": "Coursegate's owner API. Authenticate with `Authorization: Bearer <api key>`."},
@@ -141,22 +143,25 @@ def register_blueprints(app: Flask) -> None:
     from fulfillment.webhooks import document as document_webhooks
     from keap.pages import bp as keap_pages
     from membership import auth
+    from membership.access_api import blp as access_api
     from membership.api import blp as membership_api
+    from membership import member_api as member_token_keys
     from membership.member_api import blp as member_api
     from membership.pages import bp as member_pages
 
     # The JSON API (documented in the OpenAPI spec).
-    for blueprint in (membership_api, fulfillment_api, automations_api, billing_api, member_api, emails_api,
-                      billing_page.blp, card_invitations_api):
+    for blueprint in (membership_api, access_api, fulfillment_api, automations_api, billing_api, member_api,
+                      emails_api, billing_page.blp, card_invitations_api):
         api.register_blueprint(blueprint)
     # emails imports no other domain, so the owner-key check is attached here, for this app only.
     app.before_request_funcs.setdefault(emails_api.name, []).append(auth.require_owner)
 
     # Cart webhooks, member pages, the owner's admin.
     for blueprint in (webhooks, member_pages, billing_pages, sandbox_gateway, keap_pages, admin_pages,
-                      billing_page.bp, card_invitation_pages):
+                      billing_page.bp, card_invitation_pages, member_token_keys.keys_bp):
         app.register_blueprint(blueprint)
     document_webhooks(app, api.spec)
+    member_token_keys.document(app, api.spec)
 
     # /account, for this app: the past-due notice's card-update links and billing's sections.
     fulfillment_links.init_app(app)

@@ -82,6 +82,30 @@ def require_secret_key(settings: Mapping) -> None:
         raise ConfigError("SECRET_KEY is not set. In production (COURSEGATE_ENV=production, or DATABASE_URL on "
                           "PostgreSQL) every host must share one SECRET_KEY: set it in the environment (see "
                           "docs/deploy.md). COURSEGATE_ENV=development generates one under instance/ instead.")
+def instance_signing_key(instance_path: str) -> bytes:
+    """The embedded default's member-token signing key (an Ed25519 private key, PEM), generated on first use and
+    kept under ``instance/``. Written whole under a temporary name and linked into place, so two processes
+    starting together both end up reading the one key that won."""
+    path = Path(instance_path) / "member_token_key.pem"
+    if path.exists():
+        return path.read_bytes()
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    return path.read_bytes()
 
 
 def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
@@ -146,4 +170,10 @@ DEFAULTS = {
     "PERMANENT_SESSION_LIFETIME": 30 * 24 * 3600,
     # COURSEGATE_MEMBER_SESSION_DAYS: a member stays signed in this long after signing in (then a new link).
     "MEMBER_SESSION_DAYS": 30,
+    # Member access tokens (POST /api/v1/me/access-token; settable as COURSEGATE_<NAME>): seconds a token is valid;
+    # the signing key (PEM, or the path of a PEM file; default: generated under instance/); former keys still
+    # published at /.well-known/jwks.json (PEMs or paths, comma-separated; public keys are enough).
+    "MEMBER_TOKEN_MAX_AGE": 300,
+    "MEMBER_TOKEN_KEY": None,
+    "MEMBER_TOKEN_KEY_FALLBACKS": None,
 }

@@ -13,8 +13,14 @@ compiled cache serves every later call.
 
 from __future__ import annotations
 
-from sqlalchemy import String, bindparam, event, text
+import threading
+import weakref
+from typing import Callable
+
+from flask import current_app
+from sqlalchemy import Engine, Select, String, bindparam, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 _STATEMENTS: dict = {}
@@ -131,3 +137,86 @@ def dialect_insert(session: Session, model):
     :func:`insert_ignoring_conflicts` it fills Python-side column defaults; use it for batches off the hot path."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     return insert(model)
+
+
+# --- single-statement reads on the hottest paths -------------------------------------------------------------
+# A request that only reads, in one statement, needs neither a transaction nor the pool's pre-ping: through the
+# session it costs BEGIN, the pre-ping's SELECT 1, the statement and ROLLBACK (four round trips) plus the ORM's
+# and Core's per-execution work. Here it is the statement alone, on an autocommit twin of the app's engine, with
+# the SQL compiled once per dialect from a Core select (so the rules it uses, e.g. ``Grant.gives_access_at``, stay
+# in one place). Every execution reads what is committed at that moment: nothing is cached but the SQL text.
+
+_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TWINS_LOCK = threading.Lock()
+
+
+def autocommit_engine(engine: Engine) -> Engine:
+    """A second engine on ``engine``'s database, created once per engine (so per process: gunicorn workers each
+    make their own after the fork), with the app's engine options but autocommit and no pre-ping; disposed with
+    ``engine``. :meth:`Read.rows` retries a read once when it finds its connection dead, which is what the
+    pre-ping guards against, without a round trip per request."""
+    twin = _TWINS.get(engine)
+    if twin is not None:
+        return twin
+    with _TWINS_LOCK:
+        twin = _TWINS.get(engine)
+        if twin is None:
+            options = dict(current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+            options.update(pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+            twin = _TWINS[engine] = create_engine(engine.url, **options)
+            event.listen(engine, "engine_disposed", lambda _engine: twin.dispose())
+    return twin
+
+
+class Read:
+    """One SELECT, compiled once per dialect, run on a raw DBAPI cursor of :func:`autocommit_engine`.
+
+    ``build()`` returns the select; its parameters are ``bindparam(name, None)`` (typed where the driver needs
+    the column's processing, e.g. a UTC datetime on SQLite); any other value in it must be a literal string or
+    integer. Rows come back as the driver gives them, so select integers and strings. Driver errors are raised as
+    SQLAlchemy's (``DataError`` and the like), as from the ORM."""
+
+    def __init__(self, build: Callable[[], Select]):
+        self._build = build
+        self._compiled: dict[str, tuple] = {}
+
+    def _compile(self, dialect) -> tuple:
+        compiled = self._build().compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        processors = {}
+        for name, value in compiled.params.items():
+            bind = compiled.binds.get(name)
+            if bind is not None and value is None:
+                processors[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            elif not isinstance(value, (str, int)):
+                raise TypeError(f"{name}: only literal strings and integers besides the parameters")
+        names = compiled.positiontup if compiled.positional else None
+        return compiled.string, dict(compiled.params), processors, names
+
+    def rows(self, engine: Engine, **values) -> list[tuple]:
+        dialect = engine.dialect
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = self._compile(dialect)
+        sql, constants, processors, names = compiled
+        parameters = dict(constants)
+        for name, processor in processors.items():
+            value = values[name]
+            parameters[name] = processor(value) if processor and value is not None else value
+        arguments = [parameters[name] for name in names] if names is not None else parameters
+        for attempt in (1, 2):
+            connection = engine.raw_connection()
+            cursor = None
+            try:
+                cursor = connection.cursor()
+                cursor.execute(sql, arguments)
+                return cursor.fetchall()
+            except dialect.loaded_dbapi.Error as error:
+                if attempt == 1 and dialect.is_disconnect(error, connection.dbapi_connection, cursor):
+                    connection.invalidate()  # e.g. PostgreSQL restarted since: once more on a new connection
+                    continue
+                raise DBAPIError.instance(sql, arguments, error, dialect.loaded_dbapi.Error) from error
+            finally:
+                if cursor is not None:
+                    cursor.close()
+                connection.close()
+        raise AssertionError("unreachable")

@@ -13,6 +13,7 @@ PostgreSQL (when local) and the load generator, and checks the database.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import http.client
 import os
@@ -94,7 +95,9 @@ class Client:
     def __init__(self, port: int, concurrency: int):
         self.port, self.concurrency = port, concurrency
 
-    def run(self, requests_: list[tuple[str, str, bytes | None, dict]]) -> tuple[float, list]:
+    def run(self, requests_: list[tuple[str, str, bytes | None, dict]], keep_headers: bool = False
+            ) -> tuple[float, list]:
+        """``keep_headers``: each result also carries the response's header list."""
         results: list = [None] * len(requests_)
         next_index = iter(range(len(requests_)))
         lock = threading.Lock()
@@ -114,6 +117,8 @@ class Client:
                         response = conn.getresponse()
                         data = response.read()
                         results[i] = (time.perf_counter() - started, response.status, data)
+                        if keep_headers:
+                            results[i] += (response.getheaders(),)
                         if response.getheader("Connection", "").lower() == "close":
                             conn.close()
                         break
@@ -165,6 +170,81 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
+def is_local(database_url: str) -> bool:
+    return any(host in database_url for host in ("@127.0.0.1", "@localhost", "@/", "@:"))
+
+
+class CpuMeter:
+    """CPU used while the block runs by the web server (``server_pid`` and its children), every local
+    ``postgres`` process (when the database is local: run it on an otherwise quiet server) and this load
+    generator. ``used`` maps each part to seconds; ``add`` accumulates several blocks."""
+
+    def __init__(self, server_pid: int, database_url: str):
+        self.server_pid, self.local_db = server_pid, is_local(database_url)
+        self.used: dict[str, float] = {"web server": 0.0, "load generator": 0.0}
+        if self.local_db:
+            self.used["PostgreSQL"] = 0.0
+
+    def __enter__(self):
+        self._web = cpu_seconds(processes(parent=self.server_pid))
+        self._db = cpu_seconds(processes(name="postgres")) if self.local_db else {}
+        self._client = time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.used["web server"] += cpu_used(self._web, cpu_seconds(processes(parent=self.server_pid)))
+        self.used["load generator"] += time.process_time() - self._client
+        if self.local_db:
+            self.used["PostgreSQL"] += cpu_used(self._db, cpu_seconds(processes(name="postgres")))
+
+
+def server_env(run: str) -> dict | None:
+    """The benchmark server's environment: DATABASE_URL's database (None, with a message, without it), quiet
+    logs, emails to a scratch directory."""
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        print("Set DATABASE_URL (PostgreSQL) to the database to benchmark against.", file=sys.stderr)
+        return None
+    workdir = Path(tempfile.mkdtemp(prefix="coursegate-bench-"))
+    return {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + run),
+            "COURSEGATE_LOG_LEVEL": "WARNING", "COURSEGATE_MAIL_DIR": str(workdir / "mail"),
+            "SITE_URL": "http://127.0.0.1"}
+
+
+def migrate(env: dict) -> None:
+    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict, workers: int, threads: int, port: int | None = None):
+    """gunicorn (``gthread``) serving ``app:create_app()`` with ``env``, once ``/healthz`` answers; yields
+    ``(process, port)`` and stops the server afterwards."""
+    port = port or free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
+         "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+         "--keep-alive", "5", "app:create_app()"],
+        cwd=ROOT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("gunicorn did not start")
+            time.sleep(0.2)
+        yield server, port
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -182,24 +262,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    database_url = os.environ.get("DATABASE_URL")
-    if not database_url:
-        print("Set DATABASE_URL (PostgreSQL) to the database to benchmark against.", file=sys.stderr)
-        return 2
     run = uuid.uuid4().hex[:8]
+    env = server_env(run)
+    if env is None:
+        return 2
+    database_url = env["DATABASE_URL"]
     secret = f"BENCH{run}"
     domain = f"{run}.bench.example"
-    workdir = Path(tempfile.mkdtemp(prefix="coursegate-bench-"))
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + run),
-           "COURSEGATE_LOG_LEVEL": "WARNING", "COURSEGATE_MAIL_DIR": str(workdir / "mail"),
-           "SITE_URL": "http://127.0.0.1"}
     if not args.inline_email:
         # Deliveries are handed to a broker nobody reads: the outbox rows are the record, as with real workers.
         env["CELERY_BROKER_URL"] = "memory://localhost/"
     os.environ.update(env)
 
-    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    migrate(env)
 
     rng = random.Random(args.seed)
     n_dup = round(args.n * 0.02)
@@ -258,43 +333,14 @@ def main() -> int:
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     work = [("POST", path, body, headers) for body in sequence]
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
-         "--threads", str(args.threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-         "--keep-alive", "5", "app:create_app()"],
-        cwd=ROOT, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                print("gunicorn did not start", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
+    with gunicorn(env, args.workers, args.threads) as (server, port):
         client = Client(port, args.c)
         client.run([("GET", "/healthz", None, {})] * 500 + [("HEAD", path, None, {})] * 200)  # warm every worker
         floor_seconds, floor = client.run([("GET", "/healthz", None, {})] * args.n)
-        # Where the CPU of the delivery phase goes: the web server, PostgreSQL (when it runs on this machine:
-        # every postgres process, so run it on an otherwise quiet server), and this load generator.
-        local_db = any(host in database_url for host in ("@127.0.0.1", "@localhost", "@/", "@:"))
-        web_before = cpu_seconds(processes(parent=server.pid))
-        db_before = cpu_seconds(processes(name="postgres")) if local_db else {}
-        client_before = time.process_time()
-        seconds, results = client.run(work)
-        cpu = {"web server": cpu_used(web_before, cpu_seconds(processes(parent=server.pid))),
-               "load generator": time.process_time() - client_before}
-        if local_db:
-            cpu["PostgreSQL"] = cpu_used(db_before, cpu_seconds(processes(name="postgres")))
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        # Where the CPU of the delivery phase goes: the web server, PostgreSQL (when local) and this load generator.
+        with CpuMeter(server.pid, database_url) as meter:
+            seconds, results = client.run(work)
+        cpu = meter.used
 
     import json
 

@@ -1,4 +1,4 @@
-"""Owner API for courses, levels, members, grants and the access check. Views parse, call, serialise."""
+"""Owner API for courses, levels, members and grants. Views parse, call, serialise."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from extensions import db
 from membership import auth, bulk, courses, grants, services
 from membership.errors import GrantNotFound, MemberNotFound
 from membership.models import Course, Grant, Level, Member
-from membership.schemas import (AccessArgs, AccessOut, BulkUpdateIn, BulkUpdateOut, CourseArgs, CourseIn, CourseOut, CourseUpdate, LevelUpdate, GrantArgs, GrantIn,
+from membership.schemas import (BulkUpdateIn, BulkUpdateOut, CourseArgs, CourseIn, CourseOut, CourseUpdate, LevelUpdate, GrantArgs, GrantIn,
                                 GrantOut, LevelIn, LevelOut, MemberArgs, MemberIn, MemberOut, MemberUpdate,
                                 RevokeIn)
 from pagination import PAGE_SIZE, SelectPage
 
 blp = Blueprint("membership_api", __name__, url_prefix="/api/v1",
-                description="Courses, access levels, members, grants and the access check.")
+                description="Courses, access levels, members and grants.")
+# The access check (GET /api/v1/access) is membership/access_api.py: it checks the key in its own statement.
 blp.before_request(auth.require_owner)
 
 ITEM = ["PATCH", "PUT"]
@@ -212,14 +213,3 @@ def revoke_grant(data, grant_id):
     """Revoke one grant now; other grants of the same level keep their access."""
     grant = grants.revoke_one(db.session, _grant(grant_id), data["reason"])
     return grant
-
-
-# --- the access check ------------------------------------------------------------------------------
-
-@blp.route("/access", methods=["GET"])
-@blp.arguments(AccessArgs, location="query", as_kwargs=True)
-@blp.response(200, AccessOut)
-def access(email, course):
-    """May this email open this course right now? The call a site's front end makes to gate content."""
-    allowed, levels = services.check_access(db.session, email, course)
-    return {"allowed": allowed, "levels": [level.slug for level in levels]}

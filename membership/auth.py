@@ -33,16 +33,24 @@ def create_api_key(session: Session, name: str) -> tuple[ApiKey, str]:
     return row, key
 
 
-def key_from_request() -> ApiKey:
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
+def bearer_key() -> str:
+    """The key in ``Authorization: Bearer <key>`` (401 ``unauthorized`` without one)."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized()
-    digest = hash_key(key.strip())
+    return key.strip()
+
+
+def invalid_key() -> Unauthorized:
+    return Unauthorized(code="invalid_api_key", message="That API key is not valid or has been revoked.")
+
+
+def key_from_request() -> ApiKey:
+    digest = hash_key(bearer_key())
     row = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)))
     # The lookup is by hash, so timing says nothing about the key; compare anyway to be explicit.
     if row is None or not hmac.compare_digest(row.key_hash, digest):
-        raise Unauthorized(code="invalid_api_key", message="That API key is not valid or has been revoked.")
+        raise invalid_key()
     return row
 
 

@@ -233,6 +233,33 @@ class MeOut(ma.Schema):
                                 "has_password": summary.has_password})
 
 
+class AccessTokenOut(ma.Schema):
+    token = ma.fields.String(metadata={"description": (
+        "A JWT signed with a key from /.well-known/jwks.json (header `kid`). Claims: `iss` (the site URL), "
+        "`aud` ('coursegate:member-access'), `sub` (member id), `email`, `levels` and `courses` (slugs of the "
+        "levels held now and of the published courses they open), `iat`, `exp`, `jti`.")})
+    expires_at = ma.fields.DateTime(metadata={"description": "The token's `exp`: at most MEMBER_TOKEN_MAX_AGE "
+                                                             "(5 minutes) away, sooner if a level ends sooner"})
+    expires_in = ma.fields.Integer(metadata={"description": "Seconds until `expires_at`"})
+
+
+class JwkOut(ma.Schema):
+    kty = ma.fields.String(metadata={"description": "OKP (Ed25519, the default), RSA or EC"})
+    kid = ma.fields.String(metadata={"description": "RFC 7638 thumbprint; the token header's `kid`"})
+    alg = ma.fields.String(metadata={"description": "EdDSA, RS256, ES256, ..."})
+    use = ma.fields.String(metadata={"example": "sig"})
+    crv = ma.fields.String()
+    x = ma.fields.String()
+    y = ma.fields.String()
+    n = ma.fields.String()
+    e = ma.fields.String()
+
+
+class JwksOut(ma.Schema):
+    keys = ma.fields.List(ma.fields.Nested(JwkOut), metadata={
+        "description": "The signing key first, then former keys still valid for tokens issued before a rotation"})
+
+
 class BulkUpdateIn(StrictSchema):
     external_source = ma.fields.String(required=True, allow_none=True, validate=validate.Length(max=100),
                                        metadata={"description": "The value to set, e.g. 'infusionsoft'; null clears"})
