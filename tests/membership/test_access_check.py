@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import select, update
 
 import timeutil
-from membership import services
+from membership import grants, services
 from membership.models import ApiKey, Grant
 from tests import factories
 from tests.helpers import committed
@@ -64,7 +64,7 @@ def test_a_revocation_shows_in_the_next_answer(api, world, app):
     assert access(api).json == {"allowed": True, "levels": ["gold"]}
     with committed(app) as session:  # the last grant goes from outside the API, e.g. the cart's refund
         grant = session.scalars(select(Grant).where(Grant.status == "active", Grant.member_id == world["ada"])).one()
-        services.revoke_grant(session, grant, "refund")
+        grants.revoke(session, [grant], "refund")
     assert access(api).json == {"allowed": False, "levels": []}
 
 
