@@ -195,3 +195,21 @@ class PlanRenameForm(FlaskForm):
 class TagForm(FlaskForm):
     tag = StringField("Tag", validators=[DataRequired(REQUIRED), Length(max=100)], filters=[strip],
                        description="Adding or removing a tag runs the automations that listen for it.")
+
+
+class ProfileForm(FlaskForm):
+    """A member's profile. Checked by the API's ``MemberUpdate`` schema and service, not here, so the page and
+    ``PATCH /api/v1/members/<id>`` accept and refuse the same things."""
+
+    email = StringField("Email", validators=[DataRequired(REQUIRED)], filters=[strip])
+    name = StringField("Name", filters=[strip])
+    phone = StringField("Phone", filters=[strip], description="E.164 with the country code, e.g. +14155550123 "
+                                                              "(for SMS card-update invitations).")
+    external_source = StringField("External source", filters=[strip],
+                                  description="Where the member came from, e.g. 'infusionsoft': a Keap source "
+                                              "shows their Keap subscriptions on the billing page.")
+
+    def changes(self) -> dict:
+        """What the API would be sent: empty phone and source clear them."""
+        return {"email": self.email.data or "", "name": self.name.data or "",
+                "phone": self.phone.data or None, "external_source": self.external_source.data or None}

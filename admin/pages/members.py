@@ -9,7 +9,7 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from admin import services
-from admin.forms import ExtendForm, GrantForm, MemberForm, RevokeForm
+from admin.forms import ExtendForm, GrantForm, MemberForm, ProfileForm, RevokeForm
 from admin.pages import MEMBER_SECTIONS, bp, form_status, paginate, submit
 from extensions import db
 from fulfillment.models import Integration
@@ -67,12 +67,14 @@ def _grant_form() -> GrantForm:
     return form
 
 
-def _member_page(member: Member, grant_form: GrantForm | None = None, status: int = 200):
+def _member_page(member: Member, grant_form: GrantForm | None = None, status: int = 200, *,
+                 profile: ProfileForm | None = None):
     sections = [(section, section.load(db.session, member)) for section in MEMBER_SECTIONS]
     return render_template(
         "admin/member.html", member=member, grants=services.member_grants(db.session, member),
         emails=services.member_emails(db.session, member), grant_form=grant_form or _grant_form(),
         sections=sections, source_label=source_label,
+        profile_form=profile or ProfileForm(formdata=None, obj=member),
     ), status
 
 
