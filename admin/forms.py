@@ -213,3 +213,32 @@ class ProfileForm(FlaskForm):
         """What the API would be sent: empty phone and source clear them."""
         return {"email": self.email.data or "", "name": self.name.data or "",
                 "phone": self.phone.data or None, "external_source": self.external_source.data or None}
+
+
+BULK_ACTIONS = [SelectChoice("set_external_source", "Set external source"), SelectChoice("add_tag", "Add tag"),
+                SelectChoice("remove_tag", "Remove tag"), SelectChoice("grant_level", "Grant level")]
+
+
+class BulkForm(FlaskForm):
+    """A change to many members: the selected rows (``member_id``, repeated) or every member matching ``q``."""
+
+    action = SelectField("Action", choices=BULK_ACTIONS, validators=[DataRequired("Choose an action.")])
+    value = StringField("External source or tag", validators=[Optional(), Length(max=100)], filters=[strip],
+                        description="For “Set external source” (empty clears it) and the tag actions.")
+    level_id = SelectField("Level", coerce=int, validators=[Optional()], description="For “Grant level”.")
+    everyone = BooleanField("Every member matching this search")
+    q = StringField("Search", filters=[strip])
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.action.data in ("add_tag", "remove_tag") and not self.value.data:
+            self.value.errors = [*self.value.errors, "Enter the tag."]
+            ok = False
+        if self.action.data == "grant_level" and not self.level_id.data:
+            self.level_id.errors = [*self.level_id.errors, "Choose a level."]
+            ok = False
+        return ok
+
+    def argument(self):
+        """What :func:`membership.bulk.apply` takes for the chosen action."""
+        return self.level_id.data if self.action.data == "grant_level" else (self.value.data or None)

@@ -44,7 +44,9 @@ def _end(day: date | None) -> datetime | None:
 def members():
     q = request.args.get("q", "").strip()[:320]
     page = paginate(services.search_members(q), per_page=PER_PAGE)
-    return render_template("admin/members.html", page=page, q=q)
+    from admin.pages.bulk_members import bulk_form
+
+    return render_template("admin/members.html", page=page, q=q, bulk=bulk_form(q=q))
 
 
 @bp.route("/members/new", methods=["GET", "POST"])
