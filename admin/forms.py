@@ -304,7 +304,7 @@ class ActionRow(Form):
 class RuleForm(FlaskForm):
     name = StringField("Name", filters=[strip], description="What the rule is for, e.g. 'VIP tag: email the "
                                                            "welcome pack'.")
-    trigger = SelectField("When")
+    trigger = SelectField("Event")
     level_id = SelectField("Only for level", coerce=int, description="Only events about this level (optional).")
     product_id = StringField("Only for cart product", filters=[strip],
                              description="Only events about this cart product id (optional).")
