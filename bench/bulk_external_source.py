@@ -54,7 +54,8 @@ def main() -> None:
             searched[action] = (bulk.apply(db.session, action, value, search="bench-bulk.example"),
                                 time.perf_counter() - started)
             db.session.commit()
-        db.session.execute(delete(MemberTag).where(MemberTag.tag_id.in_(select(Tag.id).where(Tag.name == "bench-bulk"))))
+        bench_tag = select(Tag.id).where(Tag.name == "bench-bulk")
+        db.session.execute(delete(MemberTag).where(MemberTag.tag_id.in_(bench_tag)))
         db.session.execute(delete(Tag).where(Tag.name == "bench-bulk"))
         db.session.execute(delete(Member).where(Member.email.like("%@bench-bulk.example")))
         db.session.commit()

@@ -43,7 +43,8 @@ def _rule_form(rule: AutomationRule | None = None) -> RuleForm:
     else:
         form = RuleForm()
     levels = [SelectChoice(level.id, level.name) for level in db.session.scalars(select(Level).order_by(Level.name))]
-    endpoints = [SelectChoice(e.id, e.url) for e in db.session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id))]
+    endpoints = [SelectChoice(e.id, e.url)
+                 for e in db.session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id))]
     emails = [SelectChoice(e["name"], "Your own message (the subject and text below)" if e["owner_text"]
                            else f"{e['name']}: {e['description']}") for e in rules.rule_catalog()["emails"]]
     form.trigger.choices = [SelectChoice(t, _label(t)) for t in TRIGGERS]

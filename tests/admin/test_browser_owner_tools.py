@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.admin.test_browser import CHROMIUM_ARGS, browser, nav, new_page, shots, sign_in, sync_api  # noqa: F401
+from tests.admin.test_browser import browser, nav, new_page, shots, sign_in, sync_api  # noqa: F401
 from tests.admin.test_browser import pytestmark  # noqa: F401  (browser marker; skipped without Chromium)
 
 expect = sync_api.expect
