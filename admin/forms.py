@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, DateField, DecimalField, FieldList, Form, FormField, IntegerField, PasswordField,
-                     RadioField, SelectChoice, SelectField, SelectMultipleField, StringField, URLField)
+                     RadioField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField, URLField)
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -259,3 +259,150 @@ class PlanRenameForm(PlanPauseFields, FlaskForm):
 class TagForm(FlaskForm):
     tag = StringField("Tag", validators=[DataRequired(REQUIRED), Length(max=100)], filters=[strip],
                        description="Adding or removing a tag runs the automations that listen for it.")
+
+
+class ProfileForm(FlaskForm):
+    """A member's profile. Checked by the API's ``MemberUpdate`` schema and service, not here, so the page and
+    ``PATCH /api/v1/members/<id>`` accept and refuse the same things."""
+
+    email = StringField("Email", validators=[DataRequired(REQUIRED)], filters=[strip])
+    name = StringField("Name", filters=[strip])
+    phone = StringField("Phone", filters=[strip], description="E.164 with the country code, e.g. +14155550123 "
+                                                              "(for SMS card-update invitations).")
+    external_source = StringField("External source", filters=[strip],
+                                  description="Where the member came from, e.g. 'infusionsoft': a Keap source "
+                                              "shows their Keap subscriptions on the billing page.")
+
+    def changes(self) -> dict:
+        """What the API would be sent: empty phone and source clear them."""
+        return {"email": self.email.data or "", "name": self.name.data or "",
+                "phone": self.phone.data or None, "external_source": self.external_source.data or None}
+
+
+BULK_ACTIONS = [SelectChoice("set_external_source", "Set external source"), SelectChoice("add_tag", "Add tag"),
+                SelectChoice("remove_tag", "Remove tag"), SelectChoice("grant_level", "Grant level")]
+
+
+class BulkForm(FlaskForm):
+    """A change to many members: the selected rows (``member_id``, repeated) or every member matching ``q``."""
+
+    action = SelectField("Action", choices=BULK_ACTIONS, validators=[DataRequired("Choose an action.")])
+    value = StringField("External source or tag", validators=[Optional(), Length(max=100)], filters=[strip],
+                        description="For “Set external source” (empty clears it) and the tag actions.")
+    level_id = SelectField("Level", coerce=int, validators=[Optional()], description="For “Grant level”.")
+    everyone = BooleanField("Every member matching this search")
+    q = StringField("Search", filters=[strip])
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.action.data in ("add_tag", "remove_tag") and not self.value.data:
+            self.value.errors = [*self.value.errors, "Enter the tag."]
+            ok = False
+        if self.action.data == "grant_level" and not self.level_id.data:
+            self.level_id.errors = [*self.level_id.errors, "Choose a level."]
+            ok = False
+        return ok
+
+    def argument(self):
+        """What :func:`membership.bulk.apply` takes for the chosen action."""
+        return self.level_id.data if self.action.data == "grant_level" else (self.value.data or None)
+
+
+
+# --- automations ------------------------------------------------------------------------------------
+
+ACTION_CHOICES = [SelectChoice("", "— no action —"), SelectChoice("add_tag", "Add a tag"),
+                  SelectChoice("remove_tag", "Remove a tag"), SelectChoice("grant_level", "Grant a level"),
+                  SelectChoice("revoke_level", "Revoke access"), SelectChoice("restore_access", "Restore access"),
+                  SelectChoice("send_email", "Send an email"), SelectChoice("send_webhook", "Call a webhook")]
+# Which of a row's fields each action uses (admin.js hides the others; without it the hints say so).
+ACTION_FIELDS = {
+    "add_tag": ("tag",), "remove_tag": ("tag",), "grant_level": ("level_id", "days"),
+    "revoke_level": ("level_id", "after_days", "after_grace_days", "reason"), "restore_access": ("level_id",),
+    "send_email": ("template", "subject", "body"), "send_webhook": ("endpoint_id",),
+}
+
+
+def _used_by(field: str) -> str:
+    return " ".join(kind for kind, fields in ACTION_FIELDS.items() if field in fields)
+
+
+class ActionRow(Form):
+    """One "then" step of a rule. Checked by the API's action schemas, not here."""
+
+    type = SelectField("Then", choices=ACTION_CHOICES, default="")
+    tag = StringField("Tag", filters=[strip], render_kw={"data-for": _used_by("tag")},
+                      description="Add / remove a tag.")
+    level_id = SelectField("Level", coerce=int, render_kw={"data-for": _used_by("level_id")},
+                           description="Grant: required. Revoke / restore: empty means the event's own access.")
+    days = IntegerField("Days of access", validators=[Optional()], render_kw={"data-for": _used_by("days")},
+                        description="Grant: empty means the level's own duration.")
+    after_days = IntegerField("Revoke after days", validators=[Optional()],
+                              render_kw={"data-for": _used_by("after_days")}, description="Revoke: empty means now.")
+    after_grace_days = BooleanField("Revoke after the integration's grace days",
+                                    render_kw={"data-for": _used_by("after_grace_days")})
+    reason = StringField("Reason", filters=[strip], render_kw={"data-for": _used_by("reason")},
+                         description="Revoke: recorded on the grant.")
+    template = SelectField("Email", render_kw={"data-for": _used_by("template")})
+    subject = StringField("Subject", filters=[strip], render_kw={"data-for": _used_by("subject")},
+                          description="Only for the owner-written message; placeholders such as {member_name}.")
+    body = TextAreaField("Message", filters=[strip], render_kw={"data-for": _used_by("body"), "rows": 4})
+    endpoint_id = SelectField("Webhook endpoint", coerce=int, render_kw={"data-for": _used_by("endpoint_id")})
+
+    def action(self) -> dict | None:
+        """The action as the API takes it (only the fields of its type), or None for an empty row."""
+        kind = self.type.data
+        if not kind:
+            return None
+        action: dict = {"type": kind}
+        for name in ACTION_FIELDS.get(kind, ()):
+            value = getattr(self, name).data
+            if name in ("level_id", "endpoint_id"):
+                value = value or None
+            if value in (None, "", False):
+                continue
+            action[name] = value
+        return action
+
+
+class RuleForm(FlaskForm):
+    name = StringField("Name", filters=[strip], description="What the rule is for, e.g. 'VIP tag: email the "
+                                                           "welcome pack'.")
+    trigger = SelectField("Event")
+    level_id = SelectField("Only for level", coerce=int, description="Only events about this level (optional).")
+    product_id = StringField("Only for cart product", filters=[strip],
+                             description="Only events about this cart product id (optional).")
+    tag = StringField("Only for tag", filters=[strip],
+                      description="Tag added / removed: only this tag. Other triggers: only members who carry it.")
+    enabled = BooleanField("Enabled", default=True)
+    actions = FieldList(FormField(ActionRow), label="Then, in order", min_entries=4, max_entries=20)
+
+    def rule_data(self) -> dict:
+        """The rule as ``POST /api/v1/automations`` takes it."""
+        return {"name": self.name.data or "", "trigger": self.trigger.data, "level_id": self.level_id.data or None,
+                "product_id": self.product_id.data or None, "tag": self.tag.data or None,
+                "enabled": bool(self.enabled.data),
+                "actions": [a for a in (row.form.action() for row in self.actions) if a is not None]}
+
+    def row_index(self, posted_index: int) -> int:
+        """The row an error for the ``posted_index``-th non-empty action belongs to."""
+        filled = [i for i, row in enumerate(self.actions) if row.form.type.data]
+        return filled[posted_index] if posted_index < len(filled) else 0
+
+
+class EndpointForm(FlaskForm):
+    url = StringField("URL", filters=[strip], description="Where to POST the events, e.g. "
+                                                          "https://crm.example.com/hooks/coursegate.")
+    description = StringField("Description", filters=[strip])
+    events = MultiCheckboxField("Events", description="Choose “every event”, or the triggers to send.")
+    enabled = BooleanField("Enabled", default=True)
+    secret = StringField("Signing secret", filters=[strip],
+                         description="Leave empty to generate one (when editing: to keep the current one). "
+                                     "At least 16 characters.")
+
+    def endpoint_data(self) -> dict:
+        data = {"url": self.url.data or "", "description": self.description.data or "",
+                "events": self.events.data or [], "enabled": bool(self.enabled.data)}
+        if self.secret.data:
+            data["secret"] = self.secret.data
+        return data

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emails import services as email_services
 from emails.models import OutboundEmail
 from fulfillment import rules
 from fulfillment.models import FulfillmentRule, Integration, ItemType
+from membership import bulk
 from membership import services as membership_services
 from membership.models import Grant, Member
 from errors import Conflict, Unprocessable
@@ -27,14 +28,8 @@ def search_members(q: str | None):
     (with "@") is matched as a prefix of the unique email index, which every database can use.
     """
     query = select(Member).order_by(Member.id.desc())
-    term = (q or "").strip().lower()
-    if not term:
-        return query
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    if "@" in term:
-        return query.where(Member.email.like(f"{escaped}%", escape="\\"))
-    pattern = f"%{escaped}%"
-    return query.where(or_(Member.email.like(pattern, escape="\\"), Member.name.ilike(pattern, escape="\\")))
+    condition = bulk.search_condition(q)  # the same members a bulk change "matching this search" changes
+    return query if condition is None else query.where(condition)
 
 
 def member_grants(session: Session, member: Member) -> list[Grant]:

@@ -1,4 +1,5 @@
-"""Benchmark: set external_source for 100,000 members from a CSV, as `flask members set-external-source` does.
+"""Benchmark: set external_source for 100,000 members from a CSV, as `flask members set-external-source` does;
+then the admin's "every member matching this search" bulk changes (external source, add tag) over the same members.
 
 Run: DATABASE_URL=... .venv/bin/python bench/bulk_external_source.py [--members 100000]
 Seeds members into the database named by DATABASE_URL (after `flask db upgrade`), then prints the figures.
@@ -20,13 +21,14 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=100_000)
     args = parser.parse_args()
 
-    from sqlalchemy import delete, insert
+    from sqlalchemy import delete, insert, select
 
     import timeutil
     from app import create_app
     from extensions import db
     from membership import bulk
     from membership.models import Member
+    from membership.tags import MemberTag, Tag
 
     app = create_app()
     with app.app_context():
@@ -45,6 +47,16 @@ def main() -> None:
         result = bulk.set_external_source(db.session, "infusionsoft", emails=emails)
         db.session.commit()
         elapsed = time.perf_counter() - started
+
+        searched = {}
+        for action, value in (("set_external_source", "keap"), ("add_tag", "bench-bulk")):
+            started = time.perf_counter()
+            searched[action] = (bulk.apply(db.session, action, value, search="bench-bulk.example"),
+                                time.perf_counter() - started)
+            db.session.commit()
+        bench_tag = select(Tag.id).where(Tag.name == "bench-bulk")
+        db.session.execute(delete(MemberTag).where(MemberTag.tag_id.in_(bench_tag)))
+        db.session.execute(delete(Tag).where(Tag.name == "bench-bulk"))
         db.session.execute(delete(Member).where(Member.email.like("%@bench-bulk.example")))
         db.session.commit()
 
@@ -52,6 +64,8 @@ def main() -> None:
     print(f"members seeded:      {args.members} in {seeded:.1f} s")
     print(f"bulk update:         {result.matched} matched, {result.changed} changed, "
           f"{len(result.not_found)} not found in {elapsed:.2f} s ({result.matched / elapsed:,.0f} members/s)")
+    for action, (found, seconds) in searched.items():
+        print(f"search, {action + ':':21s}{found.matched} matched, {found.changed} changed in {seconds:.2f} s")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from billing import charges, invoices, notify, pauses
 from billing.models import (BILLABLE_MANDATE_STATUSES, Invoice, InvoiceStatus, Mandate, MandateStatus,
                             PaymentStatus, Plan)
 from billing.periods import add_interval
-from membership.models import Grant, GrantSourceKind, GrantStatus, Member
+from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
 
 logger = logging.getLogger(__name__)
 
@@ -109,14 +109,15 @@ def issue_due_invoices(session: Session, now: datetime, batch: int) -> int:
         ])
         if new_ids:
             with notify.batched(session):
-                for invoice, member, plan_name in session.execute(
-                    select(Invoice, Member, Plan.name)
+                for invoice, member, plan_name, level_name in session.execute(
+                    select(Invoice, Member, Plan.name, Level.name)
                     .join(Mandate, Mandate.id == Invoice.mandate_id)
                     .join(Member, Member.id == Invoice.member_id)
                     .join(Plan, Plan.id == Mandate.plan_id)
+                    .join(Level, Level.id == Plan.level_id)
                     .where(Invoice.id.in_(new_ids))
                 ):
-                    notify.invoice_issued(session, invoice, member, plan_name)
+                    notify.invoice_issued(session, invoice, member, plan_name, level_name)
         session.commit()
         issued += len(new_ids)
 

@@ -44,9 +44,11 @@ def _base(member: Member, plan_name: str) -> dict:
     return {"member_name": member.name or "there", "plan_name": plan_name}
 
 
-def _invoice_context(invoice: Invoice, member: Member, plan_name: str) -> dict:
+def _invoice_context(invoice: Invoice, member: Member, plan_name: str, level_name: str | None = None) -> dict:
+    """``level_name``: the access level the invoice renews (looked up from the plan unless given)."""
     return {
         **_base(member, plan_name),
+        "level_name": level_name or invoice.mandate.plan.level.name,
         "invoice_number": invoice.number,
         "amount": format_money(invoice.amount, invoice.currency),
         "due_date": f"{invoice.due_at:%d %B %Y}",
@@ -55,8 +57,9 @@ def _invoice_context(invoice: Invoice, member: Member, plan_name: str) -> dict:
     }
 
 
-def invoice_issued(session: Session, invoice: Invoice, member: Member, plan_name: str) -> None:
-    _send(session, "invoice_issued", member, _invoice_context(invoice, member, plan_name),
+def invoice_issued(session: Session, invoice: Invoice, member: Member, plan_name: str,
+                   level_name: str | None = None) -> None:
+    _send(session, "invoice_issued", member, _invoice_context(invoice, member, plan_name, level_name),
           f"invoice_issued:{invoice.id}")
 
 

@@ -93,7 +93,7 @@ register(
 register(
     "invoice_issued",
     "Upcoming payment for {plan_name}: {amount} on {due_date}",
-    {"member_name", "plan_name", "invoice_number", "amount", "due_date", "period", "invoice_url"},
+    {"member_name", "plan_name", "level_name", "invoice_number", "amount", "due_date", "period", "invoice_url"},
     "Sent when a subscription's invoice is issued, ahead of the charge (billing).",
     body_required={"invoice_url"},
     links={"invoice_url"},
@@ -101,7 +101,8 @@ register(
 register(
     "payment_receipt",
     "Receipt for {plan_name}: {amount} paid",
-    {"member_name", "plan_name", "invoice_number", "amount", "period", "invoice_url", "paid_date", "access_until"},
+    {"member_name", "plan_name", "level_name", "invoice_number", "amount", "period", "invoice_url", "paid_date",
+     "access_until"},
     "Sent when a subscription invoice is paid (billing).",
     body_required={"invoice_url"},
     links={"invoice_url"},
@@ -109,8 +110,8 @@ register(
 register(
     "invoice_payment_failed",
     "Action needed: your payment for {plan_name} did not go through",
-    {"member_name", "plan_name", "invoice_number", "amount", "due_date", "period", "invoice_url", "grace_days",
-     "reason"},
+    {"member_name", "plan_name", "level_name", "invoice_number", "amount", "due_date", "period", "invoice_url",
+     "grace_days", "reason"},
     "Sent when charging a subscription invoice fails, with a link to retry or use a new card (billing).",
     body_required={"invoice_url"},
     links={"invoice_url"},
@@ -118,7 +119,7 @@ register(
 register(
     "invoice_action_required",
     "Please confirm your payment for {plan_name}",
-    {"member_name", "plan_name", "invoice_number", "amount", "due_date", "period", "invoice_url"},
+    {"member_name", "plan_name", "level_name", "invoice_number", "amount", "due_date", "period", "invoice_url"},
     "Sent when the bank asks the customer to authenticate a subscription payment (billing).",
     body_required={"invoice_url"},
     links={"invoice_url"},
@@ -126,7 +127,7 @@ register(
 register(
     "subscription_unpaid",
     "Your subscription to {plan_name} has ended",
-    {"member_name", "plan_name", "invoice_number", "amount", "due_date", "period", "invoice_url"},
+    {"member_name", "plan_name", "level_name", "invoice_number", "amount", "due_date", "period", "invoice_url"},
     "Sent when retries run out and a subscription becomes unpaid (billing).",
     body_required={"invoice_url"},
     links={"invoice_url"},

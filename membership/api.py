@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import or_, select
 
 from extensions import db
-from membership import auth, bulk, courses, grants, services
+from membership import auth, bulk, courses, grants, history, services
 from membership.errors import GrantNotFound, MemberNotFound
 from membership.models import Course, Grant, Level, Member
 from membership.schemas import (BulkUpdateIn, BulkUpdateOut, CourseArgs, CourseIn, CourseOut, CourseUpdate, LevelUpdate, GrantArgs, GrantIn,
@@ -165,7 +165,10 @@ def get_member(member_id):
 @blp.arguments(MemberUpdate)
 @blp.response(200, MemberOut)
 def update_member(data, member_id):
-    member = services.update_member(db.session, _member(member_id), data)
+    """Change email, name, phone or external source (409 ``duplicate_email`` when the email is taken); each
+    change is recorded in the member's history, and a Keap-linked member keeps their stored contact."""
+    member = _member(member_id)
+    history.update_profile(db.session, member, data, by="owner API")
     return member
 
 

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -112,6 +112,23 @@ def open_lines(session: Session, rows: list[dict]) -> list[tuple[int, str, int]]
         signals.grants_opened.send(session, grant_ids=[g for g, _, _ in opened],
                                    member_ids=sorted({row["member_id"] for row in rows}))
     return opened
+
+
+def open_for_members(session: Session, member_ids, level: Level, *, source_kind: str, note: str | None = None,
+                     execution_options: dict | None = None) -> int:
+    """Open ``level`` for every member in ``member_ids`` (ids, or a subquery of them) who cannot open it now, in one
+    ``INSERT ... SELECT`` (an owner's bulk grant over a search). Returns how many grants were opened."""
+    now = timeutil.now()
+    holds = exists().where(Grant.member_id == Member.id, Grant.level_id == level.id, Grant.gives_access_at(now))
+    stamp = Grant.starts_at.type
+    rows = select(Member.id, literal(level.id), literal(GrantStatus.ACTIVE.value), literal(now, type_=stamp),
+                  literal(ends_for(level, now), type_=stamp), literal(str(source_kind)),
+                  literal(note[:500] if note else None), literal(now, type_=stamp), literal(now, type_=stamp)) \
+        .where(Member.id.in_(member_ids), ~holds)
+    # Like an import, a bulk change announces nothing: it runs no automations and sends no email.
+    return session.execute(insert(Grant.__table__).from_select(
+        ["member_id", "level_id", "status", "starts_at", "ends_at", "source_kind", "note", "created_at",
+         "updated_at"], rows), execution_options=execution_options or {}).rowcount
 
 
 def insert_imported(session: Session, rows: list[dict], *, insert_rows=None) -> None:

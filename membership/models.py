@@ -206,3 +206,19 @@ class LoginLink(db.Model):
     first_used_at: Mapped[datetime] = mapped_column(default=timeutil.now)
     last_used_at: Mapped[datetime] = mapped_column(default=timeutil.now)
     use_count: Mapped[int] = mapped_column(default=1)
+
+
+class MemberChange(db.Model):
+    """One profile field of a member changed (by the owner in the admin or the API): the member's history."""
+
+    __tablename__ = "member_changes"
+    __table_args__ = (Index("ix_member_changes_member_id", "member_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(40))  # email, name, phone, external_source
+    old_value: Mapped[str | None] = mapped_column(String(320))
+    new_value: Mapped[str | None] = mapped_column(String(320))
+    changed_by: Mapped[str] = mapped_column(String(40))  # "owner admin", "owner API"
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=timeutil.now)

@@ -12,5 +12,6 @@ from admin.pages.blueprint import bp
 # Each page module adds its routes to ``bp`` when imported.
 from admin.pages import account, catalog, dashboard, emails, integrations, members  # noqa: E402,F401
 from admin.pages import automations, billing, events, invitations, member_panels, reports  # noqa: E402,F401
+from admin.pages import automation_forms, bulk_members, member_profile  # noqa: E402,F401
 
 __all__ = ["bp"]

@@ -1,13 +1,13 @@
-"""Automations, read-only: the rules, their recent runs, and the outgoing webhook endpoints with their
-deliveries. Rules are edited through the API (``/api/v1/automations``, documented in the OpenAPI spec)."""
+"""Automations: the rules, their recent runs, and the outgoing webhook endpoints. The forms that build and edit
+them are in automation_forms.py."""
 
 from __future__ import annotations
 
-from flask import abort, render_template, request
+from flask import render_template, request
 from sqlalchemy import select
 
 from admin.pages.blueprint import bp, paginate
-from automations.models import AutomationRule, AutomationRun, RunStatus, WebhookDelivery, WebhookEndpoint
+from automations.models import AutomationRule, AutomationRun, RunStatus, WebhookEndpoint
 from extensions import db
 from membership.models import Level
 
@@ -29,13 +29,3 @@ def automations():
     return render_template("admin/automations.html", rules=rules, level_names=level_names,
                            page=paginate(query, per_page=RECENT), status=status, statuses=list(RunStatus),
                            endpoints=endpoints)
-
-
-@bp.get("/automations/endpoints/<int:endpoint_id>")
-def webhook_endpoint(endpoint_id: int):
-    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None:
-        abort(404)
-    page = paginate(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
-                    .order_by(WebhookDelivery.id.desc()))
-    return render_template("admin/webhook_endpoint.html", endpoint=endpoint, page=page)

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
+import marshmallow as ma
 from flask import Blueprint, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -118,6 +119,31 @@ def field_error(form, error: CoursegateError, default_field: str | None = None) 
         target.errors = [*target.errors, error.message]
     else:
         form.form_errors.append(error.message)
+
+
+def flatten_messages(messages) -> list[str]:
+    """marshmallow's nested error messages as a flat list of sentences."""
+    if isinstance(messages, dict):
+        return [m for value in messages.values() for m in flatten_messages(value)]
+    if isinstance(messages, (list, tuple)):
+        return [m for value in messages for m in flatten_messages(value)]
+    return [str(messages)]
+
+
+def load_with(schema, data: dict, form) -> dict | None:
+    """Load ``data`` through the API's own schema, so the page checks exactly what the API checks; on a
+    refusal put each message next to its field (or above the form) and return None."""
+    try:
+        return schema.load(data)
+    except ma.ValidationError as error:
+        messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+        for name, value in messages.items():
+            target = getattr(form, name, None)
+            if target is not None and hasattr(target, "errors") and name != "_schema":
+                target.errors = [*(target.errors or []), *flatten_messages(value)]
+            else:
+                form.form_errors.extend(flatten_messages(value))
+        return None
 
 
 def submit(form, action: Callable[[], T], *, default_field: str | None = None) -> T | None:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from admin import services
-from admin.forms import ExtendForm, GrantForm, MemberForm, RevokeForm
+from admin.forms import ExtendForm, GrantForm, MemberForm, ProfileForm, RevokeForm
 from admin.pages.blueprint import MEMBER_SECTIONS, bp, form_status, paginate, submit
 from extensions import db
 from fulfillment.models import Integration
@@ -45,7 +45,9 @@ def _end(day: date | None) -> datetime | None:
 def members():
     q = request.args.get("q", "").strip()[:320]
     page = paginate(services.search_members(q), per_page=PER_PAGE)
-    return render_template("admin/members.html", page=page, q=q)
+    from admin.pages.bulk_members import bulk_form
+
+    return render_template("admin/members.html", page=page, q=q, bulk=bulk_form(q=q))
 
 
 @bp.route("/members/new", methods=["GET", "POST"])
@@ -68,12 +70,14 @@ def _grant_form() -> GrantForm:
     return form
 
 
-def _member_page(member: Member, grant_form: GrantForm | None = None, status: int = 200):
+def _member_page(member: Member, grant_form: GrantForm | None = None, status: int = 200, *,
+                 profile: ProfileForm | None = None):
     sections = [(section, section.load(db.session, member)) for section in MEMBER_SECTIONS]
     return render_template(
         "admin/member.html", member=member, grants=services.member_grants(db.session, member),
         emails=services.member_emails(db.session, member), grant_form=grant_form or _grant_form(),
         sections=sections, source_label=source_label,
+        profile_form=profile or ProfileForm(formdata=None, obj=member),
     ), status
 
 

@@ -92,4 +92,17 @@
     kind.addEventListener("change", showKind);
     showKind();
   }
+  // The rule editor: each step shows only the fields its action uses (without this file all are shown, with hints).
+  document.querySelectorAll("fieldset.action-row").forEach(function (row) {
+    var type = row.querySelector("select.action-type");
+    if (!type) { return; }
+    var sync = function () {
+      row.querySelectorAll(".action-field").forEach(function (wrap) {
+        var used = (wrap.getAttribute("data-for") || "").split(" ").indexOf(type.value) >= 0;
+        wrap.hidden = !used && !wrap.querySelector(".error");
+      });
+    };
+    type.addEventListener("change", sync);
+    sync();
+  });
 })();

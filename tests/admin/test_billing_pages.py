@@ -85,6 +85,7 @@ def test_owner_sees_a_subscription_cancels_it_and_voids_or_retries_invoices(admi
         paid_id, paid_number = paid.id, paid.number
     invoice_page = admin.get(f"/admin/invoices/{paid_id}").text
     assert paid_number in invoice_page and "succeeded" in invoice_page and "Void invoice" not in invoice_page
+    assert "<dt>Renews level</dt><dd>Gold</dd>" in invoice_page
     # A paid invoice is not open: the API's refusal.
     admin.post(f"/admin/invoices/{paid_id}/void")
     assert str(escape(InvoiceNotOpen.message)) in admin.get(f"/admin/invoices/{paid_id}").text

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from billing import notify
-from billing.models import Invoice, Mandate
+from billing.models import Invoice, Mandate, Plan
 from emails.models import OutboundEmail
 from extensions import db
-from membership.models import Member
+from membership.models import Level, Member
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -24,12 +24,13 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 @pytest.fixture
 def fixed(app_ctx):
     member = Member(id=7, email="ada@example.com", name="Ada")
-    mandate = Mandate(id=3, member=member, amount=2900, currency="usd", interval_unit="month", interval_count=1,
+    plan = Plan(id=5, name="Gold monthly", level=Level(id=2, name="Gold", slug="gold"))
+    mandate = Mandate(id=3, member=member, plan=plan, amount=2900, currency="usd", interval_unit="month", interval_count=1,
                       cancel_reason="plan_deleted")
     invoice = Invoice(id=11, number="CG-000003-202602101200", amount=2900, currency="usd",
                       period_start=datetime(2026, 2, 10, 12, tzinfo=UTC), period_end=datetime(2026, 3, 10, 12, tzinfo=UTC),
                       due_at=datetime(2026, 2, 10, 12, tzinfo=UTC), paid_at=datetime(2026, 2, 10, 12, 5, tzinfo=UTC),
-                      action_ref="sbx_pi_1")
+                      action_ref="sbx_pi_1", mandate=mandate)
     return member, mandate, invoice
 
 

@@ -65,6 +65,7 @@ def test_sign_up_pays_the_first_period_then_invoices_48h_ahead_and_renews_by_exa
     assert second.issued_at == RENEWAL - timedelta(hours=48)
     [issued_email] = emails("invoice_issued", to=EMAIL)
     assert "$29.00" in issued_email.text_body and "10 February 2026" in issued_email.text_body
+    assert "It renews your access to Gold." in issued_email.text_body  # the tick names the level too
     assert issued_email.subject == "Upcoming payment for Gold monthly: $29.00 on 10 February 2026"
     # A rerun is a no-op: no second invoice, no second email.
     assert tick().issued == 0

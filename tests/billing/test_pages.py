@@ -93,6 +93,7 @@ def test_an_invoice_is_shown_only_with_its_signed_link_or_to_its_member(client, 
     assert client.get(f"/invoices/{invoice.id}?t={other_invoice_token}").status_code == 404
     page = client.get(f"/invoices/{invoice.id}?t={links.invoice_token(invoice.id, mandate.member_id)}")
     assert page.status_code == 200 and "Paid on 10 January 2026" in page.get_data(as_text=True)
+    assert '<td id="invoice-level">Gold</td>' in page.get_data(as_text=True)  # the level the invoice renews
     eve = Member(email="eve@example.com")
     db.session.add(eve)
     db.session.commit()

@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import select, update
 
 import timeutil
-from membership import grants, services
+from membership import grants
 from membership.models import ApiKey, Grant
 from tests import factories
 from tests.helpers import committed
