@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,19 +19,9 @@ from emails.errors import CannotResend
 from emails.models import OutboundEmail
 from membership import login_links
 from membership.errors import DuplicateEmail, GrantAlreadyRevoked, InvalidEmail
-from membership.models import EMAIL_PATTERN, Course, Grant, GrantSourceKind, GrantStatus, Level, Member
+from membership.emails import normalise_email  # noqa: F401  (re-exported: callers import it from here)
+from membership.models import Course, Grant, GrantSourceKind, GrantStatus, Level, Member
 from sqlutil import attach, insert_ignoring_conflicts
-
-# Deliberately loose: one "@", something on each side, a dot in the domain, no spaces.
-_EMAIL = re.compile(EMAIL_PATTERN)
-
-
-def normalise_email(raw: str | None) -> str:
-    email = (raw or "").strip().lower()
-    if len(email) > 320 or not _EMAIL.match(email):
-        raise InvalidEmail(f"{raw!r} is not a usable email address.")
-    return email
-
 
 def member_by_email(session: Session, email: str) -> Member | None:
     return session.scalar(select(Member).where(Member.email == normalise_email(email)))
