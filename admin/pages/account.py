@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -15,15 +13,12 @@ from errors import CoursegateError
 from extensions import db
 from membership.auth import create_api_key
 from membership.models import ApiKey
+from security import safe_next
 
 
 def _safe_next(target: str | None) -> str:
     """Only a path inside the admin: never an open redirect."""
-    if target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and parts.path.startswith("/admin") and "\\" not in target:
-            return target
-    return url_for("admin.dashboard")
+    return safe_next(target, "admin.dashboard", under="/admin")
 
 
 @bp.route("/login", methods=["GET", "POST"])
