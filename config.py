@@ -57,6 +57,23 @@ def instance_secret(instance_path: str) -> str:
     return value
 
 
+def rate_limit_storage(env: Mapping[str, str]) -> str:
+    """Flask-Limiter's storage: Redis when configured (shared by every worker), else per-process memory."""
+    return env.get("COURSEGATE_RATELIMIT_STORAGE_URI") or env.get("CELERY_BROKER_URL") or "memory://"
+
+
+def per_process_limits_problem(env: Mapping[str, str], workers: int) -> str | None:
+    """Why ``workers`` processes would not share their rate limits, or None when they do (or are one)."""
+    if workers <= 1 or not rate_limit_storage(env).startswith("memory://"):
+        return None
+    if env.get("COURSEGATE_RATELIMIT_ENABLED", "").strip().lower() in FALSE - {""}:
+        return None
+    return (f"{workers} workers would each count rate limits on their own (no COURSEGATE_RATELIMIT_STORAGE_URI "
+            f"or CELERY_BROKER_URL), so /login and /admin/login would allow {workers} times their limits. Set "
+            "COURSEGATE_RATELIMIT_STORAGE_URI=redis://host:6379/1, or run one worker, or set "
+            "COURSEGATE_RATELIMIT_PER_PROCESS=1 to accept per-process limits.")
+
+
 def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
     env = os.environ if environ is None else environ
     site_url = env.get("SITE_URL", "http://127.0.0.1:5000").rstrip("/")
@@ -74,9 +91,7 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER", "Coursegate <no-reply@localhost>"),
         "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or None,
         "SESSION_COOKIE_SECURE": site_url.startswith("https://"),
-        # Flask-Limiter: Redis when configured (shared by every worker), else per-process memory.
-        "RATELIMIT_STORAGE_URI": (env.get("COURSEGATE_RATELIMIT_STORAGE_URI") or env.get("CELERY_BROKER_URL")
-                                  or "memory://"),
+        "RATELIMIT_STORAGE_URI": rate_limit_storage(env),
     }
     if env.get("SECRET_KEY"):
         settings["SECRET_KEY"] = env["SECRET_KEY"]
@@ -112,5 +127,15 @@ DEFAULTS = {
     # Asking for a login link or trying a password (Flask-Limiter syntax).
     "LOGIN_RATE_LIMIT_IP": "20 per hour;5 per minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5 per hour",
+    # Owner sign-in: attempts per client address, and wrong passwords for one account from one address
+    # before that address must wait (other addresses, and so the owner elsewhere, are not affected).
+    "ADMIN_LOGIN_RATE_LIMIT_IP": "10 per minute;50 per hour",
+    "ADMIN_LOGIN_FAILURES": "5 per 15 minutes",
+    # With the limits' storage (Redis) unreachable, count in this process's memory and log it, rather than
+    # failing the request; Flask-Limiter goes back to the storage when it answers again.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    "RATELIMIT_SWALLOW_ERRORS": True,
+    # COURSEGATE_FORCE_HTTPS: redirect plain HTTP to HTTPS and send HSTS (production behind TLS; see docs/deploy.md).
+    "FORCE_HTTPS": False,
     "PERMANENT_SESSION_LIFETIME": 30 * 24 * 3600,
 }

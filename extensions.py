@@ -141,13 +141,13 @@ def protect_forms(bp: Blueprint) -> None:
 
 
 def keep_private(bp: Blueprint, cache_control: str = "private, no-store") -> None:
-    """``bp``'s pages carry personal data, CSRF tokens or a token in their URL: never cached, never sent on as
-    a Referer."""
+    """``bp``'s pages carry personal data, CSRF tokens or a token in their URL: never cached. (Every response
+    is no-store unless it says otherwise, and the Referrer-Policy keeps URLs on this site: see security.py;
+    this names the blueprints that must never opt out.)"""
 
     @bp.after_request
     def _private(response):
         response.headers.setdefault("Cache-Control", cache_control)
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
 
 

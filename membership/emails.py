@@ -23,7 +23,7 @@ def normalise_email(raw: str | None) -> str:
     try:
         checked = validate_email(email, check_deliverability=False)
     except EmailNotValidError as error:
-        raise InvalidEmail(f"{raw!r} is not a usable email address: {error}") from None
+        raise InvalidEmail(f"{raw!r} is not a usable email address. {error}") from None
     return checked.normalized.lower()
 
 
