@@ -68,7 +68,7 @@ def register_extensions(app: Flask) -> None:
     import jobs
     import observability
     from emails.transport import mail
-    from extensions import api, csrf, db, limiter, migrate
+    from extensions import OptionalBodiesPlugin, api, csrf, db, limiter, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"),
@@ -80,7 +80,7 @@ def register_extensions(app: Flask) -> None:
     observability.init_app(app)
     billing.init_app(app)
     api.init_app(app, spec_kwargs={
-        "extra_plugins": [ErrorResponsesPlugin()],
+        "extra_plugins": [ErrorResponsesPlugin(), OptionalBodiesPlugin()],
         "info": {"description": "Coursegate's owner API. Authenticate with `Authorization: Bearer <api key>`."},
     })
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})

@@ -24,6 +24,10 @@ class Trigger(enum.StrEnum):
     CARD_UPDATED = "card_updated"
 
 
+# An outgoing webhook's URL: absolute http(s), only the characters RFC 3986 allows (an international host name
+# in its xn-- form, anything else percent-encoded). The API checks it and the spec states it.
+ENDPOINT_URL_PATTERN = r"^https?://[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]+(?:[/?#][A-Za-z0-9\-._~%!$&'()*+,;=:@/?#\[\]]*)?$"
+
 TRIGGERS = tuple(t.value for t in Trigger)
 
 

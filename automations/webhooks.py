@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import logging
 import secrets
 import time
@@ -28,6 +29,7 @@ import jobs
 import timeutil
 from automations.errors import DeliveryNotFound, EndpointNotFound, InvalidRule
 from automations.models import (
+    ENDPOINT_URL_PATTERN,
     TRIGGERS,
     AutomationRule,
     DeliveryStatus,
@@ -81,7 +83,7 @@ def backoff(attempt: int) -> timedelta:
 
 def validate_url(url: str) -> str:
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not re.match(ENDPOINT_URL_PATTERN, url.strip()) or not parts.hostname:
         raise InvalidRule("The endpoint URL must be an absolute http:// or https:// address.",
                           code="invalid_webhook_url", errors={"url": ["Use an absolute http(s) URL."]})
     return url.strip()

@@ -42,7 +42,8 @@ class PlanOut(ma.Schema):
     state = ma.fields.String()
     signup_url = ma.fields.Method("get_signup_url")
     created_at = ma.fields.DateTime()
-    deleted_at = ma.fields.DateTime()
+    deleted_at = ma.fields.DateTime(allow_none=True, metadata={"description": "When the plan was withdrawn; null "
+                                                                              "while it is offered."})
 
     def get_signup_url(self, plan) -> str:
         from flask import current_app
