@@ -82,8 +82,11 @@ def backoff(attempt: int) -> timedelta:
 # --- endpoints -------------------------------------------------------------------------------------
 
 def validate_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if not re.match(ENDPOINT_URL_PATTERN, url.strip()) or not parts.hostname:
+    try:
+        hostname = urlsplit(url.strip()).hostname
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        hostname = None
+    if not re.match(ENDPOINT_URL_PATTERN, url.strip()) or not hostname:
         raise InvalidRule("The endpoint URL must be an absolute http:// or https:// address.",
                           code="invalid_webhook_url", errors={"url": ["Use an absolute http(s) URL."]})
     return url.strip()
