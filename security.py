@@ -1,7 +1,8 @@
 """What keeps hostile input and other sites out: where a ``next`` may lead, which client address to believe,
-the security headers on every page (Flask-Talisman) and rate limits that hold across processes.
+and the security headers on every page (Flask-Talisman).
 
-``init_app`` is called by the app factory; the helpers are used by the page blueprints.
+``init_app`` is called by the app factory; the helpers are used by the page blueprints. (Rate limits: the
+limiter in ``extensions.py``, its storage in ``config.py``, the start-up check in ``gunicorn.conf.py``.)
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ def safe_next(target: str | None, default: str, *, under: str = "/") -> str:
     Browsers drop tabs and newlines inside URLs and read a backslash as a slash, so ``/\\t/evil.example`` and
     ``/\\evil.example`` lead off-site: a target with any of those, or with a scheme or host, is not followed.
     """
-    if isinstance(target, str) and target.startswith(under) and _plain_path(target):
+    if isinstance(target, str) and _below(target, under) and _plain_path(target):
         return target
     return url_for(default)
+
+
+def _below(target: str, under: str) -> bool:
+    prefix = under.rstrip("/")
+    return not prefix or target == prefix or target.startswith((prefix + "/", prefix + "?"))
 
 
 def _plain_path(target: str) -> bool:

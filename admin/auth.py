@@ -7,6 +7,7 @@ Passwords are hashed with Werkzeug. Wrong passwords are counted per (account, cl
 from __future__ import annotations
 
 import math
+
 from flask import current_app, g, redirect, request, session, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -104,7 +105,7 @@ def authenticate(session: Session, email: str, password: str, client: str = "") 
             raise SignInPaused(paused)
         raise SignInFailed()
     lockout.forget_failures(normalised, password_hash, client)
-    owner.failed_attempts = 0
+    owner.failed_attempts = 0  # clears what an earlier release's whole-account lock left
     owner.locked_until = None
     owner.last_login_at = timeutil.now()
     session.flush()

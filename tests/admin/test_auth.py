@@ -190,3 +190,14 @@ def test_owners_set_password_lifts_a_lock(runner, anonymous, owner):
     assert anonymous.sign_in(password="brand new password").status_code == 302
     listing = runner.invoke(args=["owners", "list"])
     assert OWNER_EMAIL in listing.output
+
+
+def test_owner_sign_in_works_while_the_rate_limit_storage_is_down(make_app, app_config, owner, caplog):
+    from tests.conftest import free_port
+
+    gone = f"redis://127.0.0.1:{free_port()}/3"  # nothing listens there
+    app = make_app({**app_config, "RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": gone})
+    client = AdminClient(app.test_client())
+    assert sign_in_from(client, HERE, password="guess").status_code == 401
+    assert sign_in_from(client, HERE).status_code == 302
+    assert any("counting owner sign-in failures in memory" in r.getMessage() for r in caplog.records)

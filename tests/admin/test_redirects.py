@@ -10,7 +10,7 @@ OFF_SITE = ["https://evil.example/", "//evil.example", "/\t/evil.example", "/\n/
             " //evil.example", "evil.example", "javascript:alert(1)"]
 
 
-@pytest.mark.parametrize("target", OFF_SITE + ["/admin\r\nX-Injected: 1", "/login"])
+@pytest.mark.parametrize("target", OFF_SITE + ["/admin\r\nX-Injected: 1", "/login", "/administrators"])
 def test_admin_sign_in_goes_to_the_dashboard_for_anything_but_an_admin_path(anonymous, owner, target):
     response = anonymous.client.post("/admin/login", query_string={"next": target},
                                      data={"csrf_token": anonymous.token, "email": OWNER_EMAIL,
