@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import IntegerConverter
 
 import config
+import security
 import transactions
 from errors import HTTP_CODES, CoursegateError, ErrorResponsesPlugin
 
@@ -69,13 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.sort_keys = False  # keep fields in schema order
     # Ids in URLs are database integers: a larger number matches no route (404), not a database error.
     app.url_map.converters["int"] = DatabaseIdConverter
-    trusted = int(app.config.get("TRUSTED_PROXIES") or 0)
-    if trusted:
-        # Behind N reverse proxies: the client's address (per-IP rate limits, logs) and scheme come from
-        # their X-Forwarded-* headers. Never set this without a proxy, or clients could claim any address.
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)  # type: ignore[method-assign]
+    security.init_app(app)  # first: the HTTPS redirect (when on) comes before every other hook
     register_extensions(app)
     register_blueprints(app)
     register_cli(app)
@@ -88,7 +83,7 @@ def register_extensions(app: Flask) -> None:
     import jobs
     import observability
     from emails.transport import mail
-    from extensions import api, csrf, db, limiter, migrate
+    from extensions import OptionalBodiesPlugin, api, csrf, db, limiter, migrate
     from membership import access_tokens
 
     db.init_app(app)
@@ -102,7 +97,7 @@ def register_extensions(app: Flask) -> None:
     billing.init_app(app)
     access_tokens.init_app(app)
     api.init_app(app, spec_kwargs={
-        "extra_plugins": [ErrorResponsesPlugin()],
+        "extra_plugins": [ErrorResponsesPlugin(), OptionalBodiesPlugin()],
         "info": {"description": "Coursegate's owner API. Authenticate with `Authorization: Bearer <api key>`."},
     })
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})

@@ -82,6 +82,8 @@ def require_secret_key(settings: Mapping) -> None:
         raise ConfigError("SECRET_KEY is not set. In production (COURSEGATE_ENV=production, or DATABASE_URL on "
                           "PostgreSQL) every host must share one SECRET_KEY: set it in the environment (see "
                           "docs/deploy.md). COURSEGATE_ENV=development generates one under instance/ instead.")
+
+
 def instance_signing_key(instance_path: str) -> bytes:
     """The embedded default's member-token signing key (an Ed25519 private key, PEM), generated on first use and
     kept under ``instance/``. Written whole under a temporary name and linked into place, so two processes
@@ -106,6 +108,21 @@ def instance_signing_key(instance_path: str) -> bytes:
     finally:
         temporary.unlink()
     return path.read_bytes()
+def rate_limit_storage(env: Mapping[str, str]) -> str:
+    """Flask-Limiter's storage: Redis when configured (shared by every worker), else per-process memory."""
+    return env.get("COURSEGATE_RATELIMIT_STORAGE_URI") or env.get("CELERY_BROKER_URL") or "memory://"
+
+
+def per_process_limits_problem(env: Mapping[str, str], workers: int) -> str | None:
+    """Why ``workers`` processes would not share their rate limits, or None when they do (or are one)."""
+    if workers <= 1 or not rate_limit_storage(env).startswith("memory://"):
+        return None
+    if env.get("COURSEGATE_RATELIMIT_ENABLED", "").strip().lower() in FALSE - {""}:
+        return None
+    return (f"{workers} workers would each count rate limits on their own (no COURSEGATE_RATELIMIT_STORAGE_URI "
+            f"or CELERY_BROKER_URL), so /login and /admin/login would allow {workers} times their limits. Set "
+            "COURSEGATE_RATELIMIT_STORAGE_URI=redis://host:6379/1, or run one worker, or set "
+            "COURSEGATE_RATELIMIT_PER_PROCESS=1 to accept per-process limits.")
 
 
 def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict:
@@ -126,9 +143,7 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
         "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or None,
         "SESSION_COOKIE_SECURE": site_url.startswith("https://"),
-        # Flask-Limiter: Redis when configured (shared by every worker), else per-process memory.
-        "RATELIMIT_STORAGE_URI": (env.get("COURSEGATE_RATELIMIT_STORAGE_URI") or env.get("CELERY_BROKER_URL")
-                                  or "memory://"),
+        "RATELIMIT_STORAGE_URI": rate_limit_storage(env),
     }
     settings["PRODUCTION"] = is_production(env)
     if env.get("SECRET_KEY"):
@@ -167,6 +182,16 @@ DEFAULTS = {
     # Asking for a login link or trying a password (Flask-Limiter syntax).
     "LOGIN_RATE_LIMIT_IP": "20 per hour;5 per minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5 per hour",
+    # Owner sign-in: attempts per client address, and wrong passwords for one account from one address
+    # before that address must wait (other addresses, and so the owner elsewhere, are not affected).
+    "ADMIN_LOGIN_RATE_LIMIT_IP": "10 per minute;50 per hour",
+    "ADMIN_LOGIN_FAILURES": "5 per 15 minutes",
+    # With the limits' storage (Redis) unreachable, count in this process's memory and log it, rather than
+    # failing the request; Flask-Limiter goes back to the storage when it answers again.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    "RATELIMIT_SWALLOW_ERRORS": True,
+    # COURSEGATE_FORCE_HTTPS: redirect plain HTTP to HTTPS and send HSTS (production behind TLS; see docs/deploy.md).
+    "FORCE_HTTPS": False,
     "PERMANENT_SESSION_LIFETIME": 30 * 24 * 3600,
     # COURSEGATE_MEMBER_SESSION_DAYS: a member stays signed in this long after signing in (then a new link).
     "MEMBER_SESSION_DAYS": 30,

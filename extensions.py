@@ -95,8 +95,40 @@ class CoursegateApi(Api):
     def _register_error_handlers(self):  # the app factory registers ours
         pass
 
+    def _register_pagination_header(self):
+        # smorest documents the header as an object; what it sends is that object as JSON text.
+        self.spec.components.header("PAGINATION", {
+            "description": "Pagination metadata as a JSON object in a string: total, total_pages, first_page, "
+                           "last_page, page, previous_page, next_page.",
+            "schema": {"type": "string", "example": '{"total": 120, "total_pages": 3, "first_page": 1, '
+                                                    '"last_page": 3, "page": 1, "next_page": 2}'},
+        }, lazy=True)
+
 
 api = CoursegateApi()
+
+
+from apispec import BasePlugin  # noqa: E402
+
+
+class OptionalBodiesPlugin(BasePlugin):
+    """apispec plugin: a JSON body whose schema requires no field may be left out (it reads as ``{}``, e.g. a
+    PATCH that changes nothing), so the spec must not call it required."""
+
+    def init_spec(self, spec):
+        super().init_spec(spec)
+        self.spec = spec
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in (operations or {}).values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            if not isinstance(body, dict):
+                continue
+            schema = body.get("content", {}).get("application/json", {}).get("schema")
+            if isinstance(schema, dict) and "$ref" in schema:
+                schema = self.spec.components.schemas.get(schema["$ref"].rsplit("/", 1)[-1])
+            if isinstance(schema, dict) and not schema.get("required"):
+                body["required"] = False
 
 
 # --- request bodies the API cannot read ----------------------------------------------------------------------
@@ -141,13 +173,13 @@ def protect_forms(bp: Blueprint) -> None:
 
 
 def keep_private(bp: Blueprint, cache_control: str = "private, no-store") -> None:
-    """``bp``'s pages carry personal data, CSRF tokens or a token in their URL: never cached, never sent on as
-    a Referer."""
+    """``bp``'s pages carry personal data, CSRF tokens or a token in their URL: never cached. (Every response
+    is no-store unless it says otherwise, and the Referrer-Policy keeps URLs on this site: see security.py;
+    this names the blueprints that must never opt out.)"""
 
     @bp.after_request
     def _private(response):
         response.headers.setdefault("Cache-Control", cache_control)
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
 
 

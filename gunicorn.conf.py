@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 from gunicorn import util
 
@@ -34,6 +35,22 @@ def _json_error(sock, status_int, reason, mesg):
 # gunicorn has no setting for its error bodies; write_error (its one writer of them, same signature since 19.x)
 # is replaced when this file is read, in the master, before any worker starts.
 util.write_error = _json_error
+
+
+def on_starting(server):
+    # Rate limits counted in each worker's memory let N workers allow N times the limit: refuse to start,
+    # unless the operator said per-process limits are what they want (then say so loudly).
+    import config
+
+    problem = config.per_process_limits_problem(os.environ, server.cfg.workers)
+    if problem is None:
+        return
+    accepted = os.environ.get("COURSEGATE_RATELIMIT_PER_PROCESS", "")
+    if config.parse_boolean("COURSEGATE_RATELIMIT_PER_PROCESS", accepted):
+        server.log.warning("Rate limits are per process: %s", problem)
+        return
+    server.log.error("Refusing to start: %s", problem)
+    sys.exit(1)
 
 
 def child_exit(server, worker):

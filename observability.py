@@ -30,6 +30,8 @@ import timeutil
 from emails.models import OutboundEmail
 from extensions import db
 
+from security import came_through_a_proxy
+
 logger = logging.getLogger("coursegate.request")
 job_logger = logging.getLogger("coursegate.job")
 
@@ -220,7 +222,8 @@ def metrics_view():
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), str(token).encode()):
             return jsonify(code="unauthorized", message="Metrics need 'Authorization: Bearer <metrics token>'."), 401
-    elif request.remote_addr not in ("127.0.0.1", "::1"):
+    elif request.remote_addr not in ("127.0.0.1", "::1") or came_through_a_proxy():
+        # A reverse proxy on this machine connects from 127.0.0.1 too: what it forwards is not local.
         return jsonify(code="forbidden", message="Metrics are served to localhost only unless "
                                                  "COURSEGATE_METRICS_TOKEN is set."), 403
     registry = CollectorRegistry()

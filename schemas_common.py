@@ -31,6 +31,15 @@ class ExternalId(ma.fields.String):
         return result
 
 
+class JsonBoolean(ma.fields.Boolean):
+    """true or false in a JSON body: not 0, 1, "yes" or "on" (the spec says boolean, so a client sends one)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class QueryArgs(ma.Schema):
     """Query strings: paginated listings also carry smorest's ``page``/``page_size``, parsed separately."""
 

@@ -1,12 +1,12 @@
 """Owner accounts and the admin's browser session (``session["owner_id"]``, separate from members').
 
-Passwords are hashed with Werkzeug. After ``MAX_FAILED_ATTEMPTS`` wrong passwords in a row the account is
-locked for ``LOCK_MINUTES``; a correct password during the lock is refused too.
+Passwords are hashed with Werkzeug. Wrong passwords are counted per (account, client address)
+(``admin/lockout.py``): a client that gets them wrong too often waits, nobody else does.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
 
 from flask import current_app, g, redirect, request, session, url_for
 from sqlalchemy import select
@@ -15,13 +15,12 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 import timeutil
+from admin import lockout
 from admin.models import Owner
 from errors import Conflict, CoursegateError, Unprocessable
 from extensions import db
 from membership.services import normalise_email
 
-MAX_FAILED_ATTEMPTS = 5
-LOCK_MINUTES = 15
 MIN_PASSWORD_LENGTH = 10
 SESSION_KEY = "owner_id"
 GENERATION_KEY = "owner_generation"  # the owner's session_generation when this session signed in
@@ -36,10 +35,20 @@ class SignInFailed(CoursegateError):
     message = "That email and password do not match an owner account."
 
 
-class AccountLocked(CoursegateError):
+class SignInPaused(CoursegateError):
+    """Too many wrong passwords for one account from one client address: that client waits (others do not)."""
+
     status = 429
-    code = "account_locked"
-    message = "Too many failed sign-ins: this account is locked for a while. Try again later."
+    code = "sign_in_paused"
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+        minutes = max(1, math.ceil(seconds / 60))
+        when = "1 minute" if minutes == 1 else f"{minutes} minutes"
+        super().__init__(
+            f"Too many wrong passwords from your network address: sign-in here is locked for {when}. "
+            "Signing in from elsewhere is not affected. Someone with access to the server can lift it at once "
+            "by setting a new password: flask --app app owners set-password <your email>.")
 
 
 class DuplicateOwner(Conflict):
@@ -80,38 +89,34 @@ def end_sessions(session: Session, owner: Owner) -> None:
     session.flush()
 
 
-def authenticate(session: Session, email: str, password: str) -> Owner:
-    """The owner with this email and password, or ``SignInFailed``/``AccountLocked``.
+def authenticate(session: Session, email: str, password: str, client: str = "") -> Owner:
+    """The owner with this email and password, or ``SignInFailed``/``SignInPaused``.
 
-    Flushes the failure count even when it raises: the caller commits in both cases.
+    ``client`` is the request's address: wrong passwords pause that client for that account only. Unknown
+    emails are counted alike, so the pause tells no one which emails are owners.
     """
     try:
         normalised = normalise_email(email)
     except CoursegateError:
-        check_password_hash(_DUMMY_HASH, password)
-        raise SignInFailed() from None
-    owner = session.scalar(select(Owner).where(Owner.email == normalised))
-    if owner is None:
-        check_password_hash(_DUMMY_HASH, password)
+        normalised = (email or "").strip().lower()[:320]
+    owner = session.scalar(select(Owner).where(Owner.email == normalised)) if "@" in normalised else None
+    password_hash = owner.password_hash if owner is not None else None
+    paused = lockout.seconds_paused(normalised, password_hash, client)
+    if paused is not None:
+        raise SignInPaused(paused)
+    if owner is None or not check_password_hash(owner.password_hash, password):
+        if owner is None:  # a wrong email costs as much time as a wrong password
+            check_password_hash(_DUMMY_HASH, password)
+        paused = lockout.record_failure(normalised, password_hash, client)
+        if paused is not None:
+            if owner is not None:
+                current_app.logger.warning("owner %s: sign-in paused for one client after wrong passwords", owner.id)
+            raise SignInPaused(paused)
         raise SignInFailed()
-    moment = timeutil.now()
-    if owner.locked_until is not None and owner.locked_until > moment:
-        raise AccountLocked()
-    if not check_password_hash(owner.password_hash, password):
-        if owner.locked_until is not None:  # a lock that ran out: start counting afresh
-            owner.failed_attempts = 0
-            owner.locked_until = None
-        owner.failed_attempts += 1
-        if owner.failed_attempts >= MAX_FAILED_ATTEMPTS:
-            owner.locked_until = moment + timedelta(minutes=LOCK_MINUTES)
-            session.flush()
-            current_app.logger.warning("owner %s locked after %s failed sign-ins", owner.id, owner.failed_attempts)
-            raise AccountLocked()
-        session.flush()
-        raise SignInFailed()
-    owner.failed_attempts = 0
+    lockout.forget_failures(normalised, password_hash, client)
+    owner.failed_attempts = 0  # clears what an earlier release's whole-account lock left
     owner.locked_until = None
-    owner.last_login_at = moment
+    owner.last_login_at = timeutil.now()
     session.flush()
     return owner
 

@@ -43,7 +43,7 @@ def _owner(email: str) -> Owner:
 @click.argument("email")
 @click.password_option("--password", help="For scripts; prompted for (twice, hidden) when left out.")
 def set_password(email: str, password: str) -> None:
-    """Set a new password (this also lifts a lockout)."""
+    """Set a new password (this also lifts every sign-in lock on the account)."""
     owner = _owner(email)
     try:
         auth.set_password(db.session, owner, password)
@@ -66,5 +66,4 @@ def sign_out_everywhere(email: str) -> None:
 @owners_cli.command("list")
 def list_owners() -> None:
     for owner in db.session.scalars(select(Owner).order_by(Owner.id)):
-        state = f"locked until {owner.locked_until:%Y-%m-%d %H:%M} UTC" if owner.locked_until else "active"
-        click.echo(f"#{owner.id}\t{owner.email}\t{state}\tlast sign-in {owner.last_login_at or 'never'}")
+        click.echo(f"#{owner.id}\t{owner.email}\tlast sign-in {owner.last_login_at or 'never'}")

@@ -19,7 +19,9 @@ class Owner(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    # Consecutive failed sign-ins; reset by a successful one. Reaching the limit sets locked_until.
+    # No longer set: a whole-account lock let anyone who knew the email lock the owner out. Wrong passwords are
+    # counted per (account, client address) in the rate limits' storage (admin/lockout.py). Columns kept until
+    # a release drops them (expand-then-contract).
     failed_attempts: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]

@@ -108,6 +108,7 @@ def list_member_tags(member_id):
 @blp.route("/members/<int:member_id>/tags", methods=["POST"])
 @blp.arguments(TagIn)
 @blp.response(201, MemberTagOut)
+@blp.alt_response(200, schema=MemberTagOut, description="The member already carried the tag: nothing changed.")
 def add_member_tag(data, member_id):
     """Tag a member (runs the ``tag_added`` automations). 200 when the member already carried the tag."""
     member = _member(member_id)

@@ -28,6 +28,10 @@ class Trigger(enum.StrEnum):
     CANCEL_SCHEDULED = "cancel_scheduled"  # cancelled; access runs to the end of the paid period
 
 
+# An outgoing webhook's URL: absolute http(s), only the characters RFC 3986 allows (an international host name
+# in its xn-- form, anything else percent-encoded). The API checks it and the spec states it.
+ENDPOINT_URL_PATTERN = r"^https?://[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]+(?:[/?#][A-Za-z0-9\-._~%!$&'()*+,;=:@/?#\[\]]*)?$"
+
 TRIGGERS = tuple(t.value for t in Trigger)
 
 

@@ -7,11 +7,11 @@ import re
 import marshmallow as ma
 from marshmallow import validate
 
-from automations.models import TRIGGERS
+from automations.models import ENDPOINT_URL_PATTERN, TRIGGERS
 from automations.tags import render_template_name
 from membership.schemas import MemberOut
 from membership.tags import TAG_NAME_MAX, TAG_NAME_PATTERN, InvalidTagName, is_valid_tag_name
-from schemas_common import ExternalId, QueryArgs, StrictSchema
+from schemas_common import ExternalId, JsonBoolean, QueryArgs, StrictSchema
 
 TAG_RULE = ("Use 1 to 100 lower-case letters, digits and - _ . : (starting and ending with a letter or digit).")
 
@@ -121,7 +121,7 @@ class RevokeLevelAction(_Action):
     level_id = ma.fields.Integer(strict=True, allow_none=True,
                                  metadata={"description": "null = the grants the event is about"})
     after_days = ma.fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=3650))
-    after_grace_days = ma.fields.Boolean(metadata={"description": "Revoke after the integration's grace days"})
+    after_grace_days = JsonBoolean(metadata={"description": "Revoke after the integration's grace days"})
     reason = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=200))
 
     @ma.validates_schema
@@ -182,7 +182,7 @@ class AutomationIn(StrictSchema):
                   metadata={"description": "tag_added/tag_removed: only this tag; other triggers: only members "
                                            "who carry it"})
     actions = ma.fields.List(ActionField(), required=True, validate=validate.Length(min=1, max=20))
-    enabled = ma.fields.Boolean(load_default=True)
+    enabled = JsonBoolean(load_default=True)
 
 
 class AutomationUpdate(StrictSchema):
@@ -192,7 +192,7 @@ class AutomationUpdate(StrictSchema):
     product_id = ExternalId(allow_none=True, validate=validate.Length(max=100))
     tag = TagName(allow_none=True)
     actions = ma.fields.List(ActionField(), validate=validate.Length(min=1, max=20))
-    enabled = ma.fields.Boolean()
+    enabled = JsonBoolean()
 
 
 class AutomationOut(ma.Schema):
@@ -203,7 +203,7 @@ class AutomationOut(ma.Schema):
     product_id = ma.fields.String(allow_none=True)
     tag = ma.fields.String(allow_none=True)
     actions = ma.fields.List(ma.fields.Dict())
-    enabled = ma.fields.Boolean()
+    enabled = JsonBoolean()
     default_key = ma.fields.String(allow_none=True, metadata={"description": "Set on the shipped default rules"})
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
@@ -240,7 +240,7 @@ class AutomationRunOut(ma.Schema):
 # --- outgoing webhooks -----------------------------------------------------------------------------
 
 # What automations.webhooks.validate_url checks, stated in the spec.
-ENDPOINT_URL_SPEC = {"format": "uri", "pattern": "^https?://[^/?#]+",
+ENDPOINT_URL_SPEC = {"format": "uri", "pattern": ENDPOINT_URL_PATTERN,
                      "description": "An absolute http(s) URL."}
 
 
@@ -251,7 +251,7 @@ class WebhookEndpointIn(StrictSchema):
                               metadata={"description": "Signing secret; generated when omitted. Shown once."})
     events = ma.fields.List(ma.fields.String(metadata={"enum": ["*", *TRIGGERS]}), load_default=lambda: ["*"],
                             metadata={"description": "Trigger names, or [\"*\"] for all"})
-    enabled = ma.fields.Boolean(load_default=True)
+    enabled = JsonBoolean(load_default=True)
 
 
 class WebhookEndpointUpdate(StrictSchema):
@@ -259,7 +259,7 @@ class WebhookEndpointUpdate(StrictSchema):
     description = ma.fields.String(validate=validate.Length(max=200))
     secret = ma.fields.String(validate=validate.Length(min=16, max=255))
     events = ma.fields.List(ma.fields.String(metadata={"enum": ["*", *TRIGGERS]}))
-    enabled = ma.fields.Boolean()
+    enabled = JsonBoolean()
 
 
 class WebhookEndpointOut(ma.Schema):
@@ -267,7 +267,7 @@ class WebhookEndpointOut(ma.Schema):
     url = ma.fields.String()
     description = ma.fields.String()
     events = ma.fields.List(ma.fields.String())
-    enabled = ma.fields.Boolean()
+    enabled = JsonBoolean()
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import logging
 import secrets
 import time
@@ -28,6 +29,7 @@ import jobs
 import timeutil
 from automations.errors import DeliveryNotFound, EndpointNotFound, InvalidRule
 from automations.models import (
+    ENDPOINT_URL_PATTERN,
     TRIGGERS,
     AutomationRule,
     DeliveryStatus,
@@ -81,8 +83,11 @@ def backoff(attempt: int) -> timedelta:
 # --- endpoints -------------------------------------------------------------------------------------
 
 def validate_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        hostname = urlsplit(url.strip()).hostname
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        hostname = None
+    if not re.match(ENDPOINT_URL_PATTERN, url.strip()) or not hostname:
         raise InvalidRule("The endpoint URL must be an absolute http:// or https:// address.",
                           code="invalid_webhook_url", errors={"url": ["Use an absolute http(s) URL."]})
     return url.strip()

@@ -11,6 +11,7 @@ from billing.models import Invoice, InvoiceStatus, MandateStatus, PaymentStatus,
 from billing.periods import describe, format_money
 from extensions import db, protect_forms
 from membership.auth import current_member
+from security import safe_next
 
 bp = Blueprint("billing_pages", __name__)
 
@@ -206,7 +207,4 @@ def cancel(mandate_id: int):
     else:
         db.session.commit()
         flash(f"Your subscription to {mandate.plan.name} is cancelled; you will not be charged again.", "info")
-    target = request.form.get("next", "")
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("billing_pages.subscriptions")
-    return redirect(target)
+    return redirect(safe_next(request.form.get("next"), "billing_pages.subscriptions"))

@@ -55,7 +55,8 @@ class PlanOut(ma.Schema):
     access_during_pause = ma.fields.Boolean(metadata=ACCESS_DURING_PAUSE_SPEC)
     signup_url = ma.fields.Method("get_signup_url")
     created_at = ma.fields.DateTime()
-    deleted_at = ma.fields.DateTime()
+    deleted_at = ma.fields.DateTime(allow_none=True, metadata={"description": "When the plan was withdrawn; null "
+                                                                              "while it is offered."})
 
     def get_signup_url(self, plan) -> str:
         from flask import current_app

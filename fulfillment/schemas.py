@@ -7,7 +7,7 @@ from marshmallow import validate
 
 from fulfillment import rules, services
 from membership.schemas import LevelRef
-from schemas_common import ExternalId, QueryArgs, StrictSchema
+from schemas_common import ExternalId, JsonBoolean, QueryArgs, StrictSchema
 
 KINDS = ["thrivecart", "stripe", "generic", "keap"]
 ITEM_TYPES = ["product", "bump", "upsell", "downsell"]
@@ -35,7 +35,7 @@ class IntegrationIn(StrictSchema):
     api_key = ma.fields.String(load_only=True, allow_none=True, validate=validate.Length(max=255),
                                metadata={"description": "Stripe only: restricted key to read Checkout line items. "
                                                         "Write-only."})
-    accept_test_orders = ma.fields.Boolean(load_default=False)
+    accept_test_orders = JsonBoolean(load_default=False)
     cancel_access = ma.fields.String(load_default="period_end",
                                      validate=validate.OneOf(["period_end", "immediately"]))
     grace_days = ma.fields.Integer(strict=True, load_default=7, validate=validate.Range(min=0, max=90))
@@ -55,7 +55,7 @@ class IntegrationUpdate(StrictSchema):
     name = ma.fields.String(validate=validate.Length(min=1, max=200))
     secret = ma.fields.String(load_only=True, validate=validate.Length(min=8, max=255))
     api_key = ma.fields.String(load_only=True, allow_none=True, validate=validate.Length(max=255))
-    accept_test_orders = ma.fields.Boolean()
+    accept_test_orders = JsonBoolean()
     cancel_access = ma.fields.String(validate=validate.OneOf(["period_end", "immediately"]))
     grace_days = ma.fields.Integer(strict=True, validate=validate.Range(min=0, max=90))
     card_update_url = ma.fields.Url(allow_none=True, require_tld=False)
@@ -74,7 +74,7 @@ class IntegrationOut(ma.Schema):
     name = ma.fields.String()
     webhook_url = ma.fields.Function(rules.webhook_url)
     has_secret = ma.fields.Function(lambda i: bool(i.secret))
-    accept_test_orders = ma.fields.Boolean()
+    accept_test_orders = JsonBoolean()
     cancel_access = ma.fields.String()
     grace_days = ma.fields.Integer()
     card_update_url = ma.fields.String(allow_none=True)
@@ -157,7 +157,7 @@ class EventOut(ma.Schema):
     status = ma.fields.String(metadata={"description": "processed, duplicate, ignored, needs_attention or failed"})
     dedupe_key = ma.fields.String(allow_none=True)
     duplicate_of_id = ma.fields.Integer(allow_none=True)
-    test_mode = ma.fields.Boolean()
+    test_mode = JsonBoolean()
     email = ma.fields.String(allow_none=True)
     order_ref = ma.fields.String(allow_none=True)
     attempts = ma.fields.Integer()

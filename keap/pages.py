@@ -38,9 +38,8 @@ def billing_url() -> str:
 
 
 def _private(response):
-    # The page holds a payment-component session key: not for caches, not for referrers.
+    # The page holds a payment-component session key: not for caches. (Its CSP: security.KEAP_CARD_POLICY.)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 

@@ -6,15 +6,22 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from membership.emails import is_usable_email
+
 
 class FormSchema(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
 
+def _usable(value: str) -> None:
+    if not is_usable_email(value):
+        raise ma.ValidationError("That does not look like an email address; check it for typos.")
+
+
 class LoginRequestForm(FormSchema):
-    email = ma.fields.String(required=True, validate=validate.Length(min=3, max=320,
-                                                                     error="Enter your email address."),
+    email = ma.fields.String(required=True, validate=[validate.Length(min=3, max=320,
+                                                                      error="Enter your email address."), _usable],
                              error_messages={"required": "Enter your email address."})
 
 

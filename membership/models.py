@@ -77,7 +77,8 @@ class Level(db.Model):
     )
 
 
-# What a usable email address is (membership.services.normalise_email checks it; the API spec states it).
+# The shape the API spec states for an email address; membership.emails.normalise_email checks the rest
+# (email-validator: one address, no control characters, a real domain name).
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import secrets
 from datetime import datetime
 
@@ -20,20 +19,10 @@ from emails import services as email_services
 from emails.errors import CannotResend
 from emails.models import OutboundEmail
 from membership import courses, login_links
+from membership.emails import normalise_email  # noqa: F401  (re-exported: callers import it from here)
 from membership.errors import DuplicateEmail, InvalidEmail
-from membership.models import EMAIL_PATTERN, Course, Grant, Level, Member
+from membership.models import Course, Grant, Level, Member
 from sqlutil import attach, insert_ignoring_conflicts
-
-# Deliberately loose: one "@", something on each side, a dot in the domain, no spaces.
-_EMAIL = re.compile(EMAIL_PATTERN)
-
-
-def normalise_email(raw: str | None) -> str:
-    email = (raw or "").strip().lower()
-    if len(email) > 320 or not _EMAIL.match(email):
-        raise InvalidEmail(f"{raw!r} is not a usable email address.")
-    return email
-
 
 def member_by_email(session: Session, email: str) -> Member | None:
     return session.scalar(select(Member).where(Member.email == normalise_email(email)))

@@ -75,6 +75,10 @@ def test_metrics_for_localhost_or_with_the_token(make_app, client):
     assert b"coursegate_emails" in local.data or b"coursegate_job_queue_lag_seconds" in local.data
     remote = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.5"})
     assert remote.status_code == 403 and remote.json["code"] == "forbidden"
+    # A reverse proxy on this machine connects from 127.0.0.1 too; what it forwards is not local.
+    proxied = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                         headers={"X-Forwarded-For": "203.0.113.5"})
+    assert proxied.status_code == 403
 
     guarded = make_app(COURSEGATE_METRICS_TOKEN="metrics-secret").test_client()
     assert guarded.get("/metrics").status_code == 401

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 import timeutil
@@ -12,40 +10,48 @@ from admin import auth
 from admin.forms import ApiKeyForm, SignInForm
 from admin.pages.blueprint import bp, paginate
 from errors import CoursegateError
-from extensions import db
+from extensions import db, limiter
 from membership.auth import create_api_key
 from membership.models import ApiKey
+from security import safe_next
 
 
 def _safe_next(target: str | None) -> str:
     """Only a path inside the admin: never an open redirect."""
-    if target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and parts.path.startswith("/admin") and "\\" not in target:
-            return target
-    return url_for("admin.dashboard")
+    return safe_next(target, "admin.dashboard", under="/admin")
+
+
+def _ip_limit() -> str:
+    return current_app.config["ADMIN_LOGIN_RATE_LIMIT_IP"]
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_ip_limit, methods=["POST"], error_message="Too many sign-in attempts from your network address. "
+                                                          "Please wait a few minutes and try again.")
 def login():
     form = SignInForm()
     if auth.current_owner() is not None and request.method == "GET":
         return redirect(_safe_next(request.args.get("next")))
     error = None
     status = 200
+    retry_after = None
     if form.validate_on_submit():
         try:
-            owner = auth.authenticate(db.session, form.email.data, form.password.data)
+            owner = auth.authenticate(db.session, form.email.data, form.password.data,
+                                      client=request.remote_addr or "")
         except CoursegateError as failure:
-            db.session.commit()  # keep the failure count
+            db.session.rollback()
             error, status = failure.message, failure.status
+            if isinstance(failure, auth.SignInPaused):
+                retry_after = failure.seconds
         else:
             db.session.commit()
             auth.sign_in(owner)
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         status = 422
-    return render_template("admin/login.html", form=form, error=error), status
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    return render_template("admin/login.html", form=form, error=error), status, headers
 
 
 @bp.post("/logout")

@@ -75,15 +75,8 @@ def admin_globals():
 
 @bp.after_request
 def no_store(response):
-    # Pages show secrets once and personal data: never cache them, never frame them.
+    # Pages show secrets once and personal data: never cache them. (Framing, CSP: security.ADMIN_POLICY.)
     response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    )
     return response
 
 

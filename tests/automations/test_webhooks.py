@@ -37,6 +37,9 @@ def test_endpoint_api_shows_the_secret_once_and_validates(api, receiver):
     bad_url = api.post("/api/v1/webhook-endpoints", json={"url": "ftp://example.com/x"})
     assert bad_url.status_code == 422 and bad_url.json["code"] == "invalid_webhook_url"
     assert api.post("/api/v1/webhook-endpoints", json={"url": "/relative"}).status_code == 422
+    for garbled in ("https://[", "https://T/K<e", "https://h\u0010st.example/", "https://hooks.example.com/a b"):
+        refused = api.post("/api/v1/webhook-endpoints", json={"url": garbled})
+        assert refused.status_code == 422 and refused.json["code"] == "invalid_webhook_url", garbled
     bad_events = api.post("/api/v1/webhook-endpoints", json={"url": receiver.url, "events": ["order_shipped"]})
     assert bad_events.json["code"] == "invalid_webhook_events"
     assert api.post("/api/v1/webhook-endpoints", json={"url": receiver.url, "secret": "short"}).status_code == 422

@@ -87,6 +87,9 @@ def test_card_page_renders_keaps_component_and_no_card_field(signed_in, mocked_r
     assert "Premium Widget" in html and "Visa ending 4242" in html
     assert not re.search(r"<input[^>]+name=\"(card|number|cvc|cvv|exp)", html)
     assert page.headers["Cache-Control"] == "no-store"
+    # The component's script is allowed on this page (and on no other), the page is never framed.
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self' https://payments.keap.page" in policy and "frame-ancestors 'none'" in policy
 
 
 def test_someone_elses_subscription_is_not_found(signed_in, mocked_responses):

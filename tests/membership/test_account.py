@@ -163,4 +163,4 @@ def test_personal_pages_are_never_cached(client, world):
     as_member(client, world["ada"])
     for path in ("/account", "/api/v1/me"):
         assert client.get(path).headers["Cache-Control"] == "private, no-store"
-    assert client.get("/login/some-token").headers["Referrer-Policy"] == "no-referrer"
+    assert client.get("/login/some-token").headers["Referrer-Policy"] == "same-origin"

@@ -45,8 +45,11 @@ def test_metrics_add_up_webhook_deliveries_across_gunicorn_workers(app, tc_shop,
         assert len({re.sub(r"\D", "", name) for name in pids}) >= 2, f"only one worker recorded: {pids}"
 
         scrapes = [requests.get(f"{base}/metrics", timeout=10) for _ in range(4)]  # whichever worker answers
+        # Not public: what a reverse proxy on this machine forwards is refused without the metrics token.
+        forwarded = requests.get(f"{base}/metrics", headers={"X-Forwarded-For": "203.0.113.5"}, timeout=10)
     finally:
         stop(proc)
+    assert forwarded.status_code == 403 and forwarded.json()["code"] == "forbidden"
     for scrape in scrapes:
         assert scrape.status_code == 200 and scrape.headers["Cache-Control"] == "no-store"
         text = scrape.text
