@@ -40,6 +40,7 @@ util.write_error = _json_error
 def on_starting(server):
     # Rate limits counted in each worker's memory let N workers allow N times the limit: refuse to start,
     # unless the operator said per-process limits are what they want (then say so loudly).
+    # Imported here, not at the top: gunicorn reads this file before it puts the project on sys.path.
     import config
 
     problem = config.per_process_limits_problem(os.environ, server.cfg.workers)

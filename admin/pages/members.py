@@ -10,6 +10,7 @@ from wtforms import SelectChoice
 
 from admin import services
 from admin.forms import ExtendForm, GrantForm, MemberForm, ProfileForm, RevokeForm
+from admin.pages.bulk_members import bulk_form
 from admin.pages.blueprint import MEMBER_SECTIONS, bp, form_status, paginate, submit
 from extensions import db
 from fulfillment.models import Integration
@@ -45,8 +46,6 @@ def _end(day: date | None) -> datetime | None:
 def members():
     q = request.args.get("q", "").strip()[:320]
     page = paginate(services.search_members(q), per_page=PER_PAGE)
-    from admin.pages.bulk_members import bulk_form
-
     return render_template("admin/members.html", page=page, q=q, bulk=bulk_form(q=q))
 
 
