@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "payloads"
 
 _DB_URL = os.environ.get("DATABASE_URL")
+# One key for the test app and the processes the production tests start: secrets are encrypted under it.
+TEST_SECRET_KEY = "test-secret-key-not-for-production"
 IS_POSTGRES = bool(_DB_URL and _DB_URL.startswith(("postgres://", "postgresql")))
 
 
@@ -60,7 +62,7 @@ def _base_config(database_url: str, tmp: Path) -> dict:
     return {
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SECRET_KEY": "test-secret-key-not-for-production",
+        "SECRET_KEY": TEST_SECRET_KEY,
         "SECRET_KEY_FALLBACKS": [],
         "SITE_URL": "http://coursegate.test",
         "SITE_NAME": "Test Academy",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, TEST_SECRET_KEY, free_port
 
 BIN = Path(sys.executable).parent
 
@@ -19,7 +19,8 @@ BIN = Path(sys.executable).parent
 def service_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSEGATE_", "MAIL_", "CELERY_"))}
     env.update({
-        "SECRET_KEY": "production-test-secret",
+        # The test app's key: the integrations it stores are encrypted under it, and the processes decrypt them.
+        "SECRET_KEY": TEST_SECRET_KEY,
         "SITE_URL": "http://coursegate.test",
         "COURSEGATE_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
