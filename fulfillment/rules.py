@@ -143,7 +143,8 @@ def levels_for_items(session: Session, integration_id: int,
         select(FulfillmentRule)
         .where(FulfillmentRule.integration_id == integration_id,
                FulfillmentRule.product_id.in_({product_id for _, product_id, _ in items}))
-        .options(joinedload(FulfillmentRule.levels))
+        # The levels' courses too: the welcome email of a new buyer lists them, without another query.
+        .options(joinedload(FulfillmentRule.levels).joinedload(Level.courses))
     ).unique().all()
     by_item: dict[tuple[str, str], list[FulfillmentRule]] = {}
     for rule in rules:

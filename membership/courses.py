@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, inspect, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from emails.placeholders import Link
 from errors import Unprocessable
 from membership.errors import CourseNotFound, DuplicateSlug, LevelInUse, LevelNotFound
-from membership.models import Course, CourseStatus, Grant, Level
+from membership.models import Course, CourseStatus, Grant, Level, level_courses
 
 
 def get_course(session: Session, course_id: int) -> Course:
@@ -63,11 +63,24 @@ def delete_course(session: Session, course: Course) -> None:
 def course_links(levels: list[Level]) -> list[Link]:
     """The published courses these levels open, each once, titled and linked to where it lives (if set):
     what the welcome and "access added" emails list."""
-    seen: dict[int, Link] = {}
-    for level in levels:
-        for course in level.courses:
-            if course.status == CourseStatus.PUBLISHED and course.id not in seen:
-                seen[course.id] = Link(course.title, course.url)
+    if not levels:
+        return []
+    if all("courses" not in inspect(level).unloaded for level in levels):  # loaded with the levels already
+        seen: dict[int, Link] = {}
+        for level in levels:
+            for course in level.courses:
+                if course.status == CourseStatus.PUBLISHED:
+                    seen.setdefault(course.id, Link(course.title, course.url))
+        return list(seen.values())
+    # Else one statement for every level (an order with a bump has two), in the levels' order, then the courses'.
+    position = {level.id: index for index, level in enumerate(levels)}
+    rows = object_session(levels[0]).execute(
+        select(level_courses.c.level_id, Course.id, Course.title, Course.url)
+        .join(Course, Course.id == level_courses.c.course_id)
+        .where(level_courses.c.level_id.in_(list(position)), Course.status == CourseStatus.PUBLISHED)).all()
+    seen = {}
+    for _, course_id, title, url in sorted(rows, key=lambda row: (position[row[0]], row[1])):
+        seen.setdefault(course_id, Link(title, url))
     return list(seen.values())
 
 
