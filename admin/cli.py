@@ -11,6 +11,7 @@ from admin.models import Owner
 from errors import CoursegateError
 from extensions import db
 from membership.services import normalise_email
+from transactions import unit_of_work
 
 owners_cli = AppGroup("owners", help="Owner accounts for the admin pages at /admin.")
 
@@ -21,10 +22,10 @@ owners_cli = AppGroup("owners", help="Owner accounts for the admin pages at /adm
 def create_owner(email: str, password: str) -> None:
     """Create an owner who can sign in at /admin."""
     try:
-        owner = auth.create_owner(db.session, email, password)
+        with unit_of_work() as session:
+            owner = auth.create_owner(session, email, password)
     except CoursegateError as error:
         raise click.ClickException(error.message) from None
-    db.session.commit()
     click.echo(f"Owner {owner.email} created. Sign in at /admin/login.")
 
 
@@ -46,10 +47,10 @@ def set_password(email: str, password: str) -> None:
     """Set a new password (this also lifts every sign-in lock on the account)."""
     owner = _owner(email)
     try:
-        auth.set_password(db.session, owner, password)
+        with unit_of_work() as session:
+            auth.set_password(session, owner, password)
     except CoursegateError as error:
         raise click.ClickException(error.message) from None
-    db.session.commit()
     click.echo(f"Password for {owner.email} changed; every session signed in with the old one has ended.")
 
 
@@ -58,8 +59,8 @@ def set_password(email: str, password: str) -> None:
 def sign_out_everywhere(email: str) -> None:
     """Sign an owner out on every browser (e.g. a laptop was lost); the password stays."""
     owner = _owner(email)
-    auth.end_sessions(db.session, owner)
-    db.session.commit()
+    with unit_of_work() as session:
+        auth.end_sessions(session, owner)
     click.echo(f"{owner.email} is signed out everywhere.")
 
 

@@ -6,8 +6,8 @@ import click
 from flask.cli import AppGroup
 
 from automations import rules, webhooks
-from extensions import db
 from membership import grants
+from transactions import unit_of_work
 
 automations_cli = AppGroup("automations", help="Automation rules, scheduled revocations, outgoing webhooks.")
 
@@ -15,8 +15,8 @@ automations_cli = AppGroup("automations", help="Automation rules, scheduled revo
 @automations_cli.command("install-defaults")
 def install_defaults() -> None:
     """Create the default failed-payment rules that are missing (safe to run again)."""
-    created = rules.install_defaults(db.session)
-    db.session.commit()
+    with unit_of_work() as session:
+        created = rules.install_defaults(session)
     for rule in created:
         click.echo(f"Created automation #{rule.id}: {rule.name}")
     click.echo(f"{len(created)} default rule(s) created; {len(rules.DEFAULT_RULES) - len(created)} already there.")
@@ -25,8 +25,8 @@ def install_defaults() -> None:
 @automations_cli.command("run-due")
 def run_due() -> None:
     """Carry out scheduled revocations whose time has come (what the periodic job does)."""
-    count = grants.run_due_revocations(db.session)
-    db.session.commit()
+    with unit_of_work() as session:
+        count = grants.run_due_revocations(session)
     click.echo(f"Revoked {count} grant(s) on schedule.")
 
 

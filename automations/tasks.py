@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from automations import webhooks
-from extensions import db
 from membership import grants
+from transactions import unit_of_work
 
 
 @shared_task(name="automations.deliver_webhook")
@@ -21,5 +21,5 @@ def sweep_webhooks() -> None:
 
 @shared_task(name="automations.run_due")
 def run_due() -> None:
-    grants.run_due_revocations(db.session)
-    db.session.commit()
+    with unit_of_work() as session:
+        grants.run_due_revocations(session)

@@ -11,6 +11,7 @@ from fulfillment import services
 from fulfillment.models import WebhookEvent
 from fulfillment.schemas import EVENT_STATUSES
 from membership import grants
+from transactions import unit_of_work
 
 webhooks_cli = AppGroup("webhooks", help="Cart webhook deliveries.")
 
@@ -57,6 +58,6 @@ def reprocess(status: str, integration_id: int | None) -> None:
 @webhooks_cli.command("run-revocations")
 def run_revocations() -> None:
     """Carry out revocations that are due (cancel at period end, grace period over). Run it periodically."""
-    count = grants.run_due_revocations(db.session)
-    db.session.commit()
+    with unit_of_work() as session:
+        count = grants.run_due_revocations(session)
     click.echo(f"Revoked {count} grant(s).")

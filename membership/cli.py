@@ -13,6 +13,7 @@ import timeutil
 from extensions import db
 from membership import auth, bulk, services, transfer
 from membership.models import ApiKey
+from transactions import unit_of_work
 
 api_keys_cli = AppGroup("api-keys", help="Owner API keys.")
 members_cli = AppGroup("members", help="Members.")
@@ -22,8 +23,8 @@ members_cli = AppGroup("members", help="Members.")
 @click.argument("name")
 def create_key(name: str) -> None:
     """Create an API key; the key itself is printed once, as the last line."""
-    row, key = auth.create_api_key(db.session, name)
-    db.session.commit()
+    with unit_of_work() as session:
+        row, key = auth.create_api_key(session, name)
     click.echo(f"Created API key #{row.id} ({row.name}). Keep it safe; it will not be shown again:")
     click.echo(key)
 
@@ -34,8 +35,8 @@ def bootstrap_key() -> None:
     if db.session.scalar(select(func.count(ApiKey.id)).where(ApiKey.revoked_at.is_(None))):
         click.echo("An owner API key already exists (create another with: flask --app app api-keys create NAME).")
         return
-    row, key = auth.create_api_key(db.session, "first key")
-    db.session.commit()
+    with unit_of_work() as session:
+        row, key = auth.create_api_key(session, "first key")
     click.echo("Your owner API key (shown once; use it as 'Authorization: Bearer <key>'):")
     click.echo(key)
 
@@ -53,8 +54,8 @@ def revoke_key(key_id: int) -> None:
     row = db.session.get(ApiKey, key_id)
     if row is None:
         raise click.ClickException(f"No API key #{key_id}.")
-    row.revoked_at = timeutil.now()
-    db.session.commit()
+    with unit_of_work():
+        row.revoked_at = timeutil.now()
     click.echo(f"Revoked API key #{key_id}.")
 
 
@@ -94,9 +95,9 @@ def set_external_source(csv_file, source: str, column: str) -> None:
     if not reader.fieldnames or column not in reader.fieldnames:
         raise click.ClickException(f"The CSV has no {column!r} column (columns: {', '.join(reader.fieldnames or [])}).")
     emails = [row[column] for row in reader if (row.get(column) or "").strip()]
-    with click.progressbar(length=len(emails), label="Updating members", file=sys.stderr) as bar:
-        result = bulk.set_external_source(db.session, source, emails=emails, progress=bar.update)
-    db.session.commit()
+    with unit_of_work() as session, click.progressbar(length=len(emails), label="Updating members",
+                                                      file=sys.stderr) as bar:
+        result = bulk.set_external_source(session, source, emails=emails, progress=bar.update)
     click.echo(f"{result.matched} matched, {result.changed} changed, {result.matched - result.changed} already set, "
                f"{len(result.not_found)} not found, {len(result.invalid)} invalid.")
     for email in result.not_found:
