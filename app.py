@@ -133,6 +133,7 @@ def register_blueprints(app: Flask) -> None:
     from emails.api import blp as emails_api
     from extensions import api
     from fulfillment import account_links as fulfillment_links
+    from fulfillment import batches as fulfillment_batches
     from fulfillment.api import blp as fulfillment_api
     from fulfillment.webhooks import bp as webhooks
     from fulfillment.webhooks import document as document_webhooks
@@ -158,6 +159,8 @@ def register_blueprints(app: Flask) -> None:
     document_webhooks(app, api.spec)
     member_token_keys.document(app, api.spec)
 
+    # This app's group-commit receiver for cart deliveries.
+    fulfillment_batches.init_app(app)
     # /account, for this app: the past-due notice's card-update links and billing's sections.
     fulfillment_links.init_app(app)
     billing_links.init_app(app)

@@ -43,6 +43,8 @@ WEBHOOK_DELIVERIES = Counter("coursegate_webhook_deliveries_total", "Cart webhoo
                              ["integration", "status"])
 FULFILMENT_SECONDS = Histogram("coursegate_fulfilment_seconds", "Time to store and process one delivery",
                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+FULFILMENT_BATCH_SIZE = Histogram("coursegate_fulfilment_batch_size", "Deliveries fulfilled in one transaction "
+                                  "by the group-commit receiver", buckets=(1, 2, 4, 8, 16, 32, 64))
 JOB_SECONDS = Histogram("coursegate_job_seconds", "Background job duration", ["job"])
 BILLING_TICK_SECONDS = Histogram("coursegate_billing_tick_seconds", "Duration of one billing tick",
                                  buckets=(0.1, 0.5, 1, 5, 15, 30, 60, 120, 300))

@@ -11,11 +11,13 @@ Keyword arguments, by signal:
 - ``grants_changed``: ``grant_ids``, ``change`` (``past_due``, ``renewed``, ``restored``, ``paused``, ``resumed``,
   ``revocation_scheduled``, ``extended``, ``reopened``).
 - ``grants_revoked``: ``grants`` (the revoked rows), ``reason``, ``depth`` (how deep in a chain of rules).
-- ``order_line_granted``, ``order_line_refunded``, ``subscription_cancelled``, ``subscription_paused``,
-  ``subscription_resumed``, ``cancel_scheduled``, ``payment_failed``, ``payment_recovered``, ``card_updated``,
-  ``member_tagged``, ``member_untagged``: what ``automations.triggers.fire``
-  takes: ``member``, ``event_key``, and optionally ``level``, ``product_id``, ``integration_id``, ``tag``,
-  ``context``, ``depth``.
+- ``order_line_refunded``, ``subscription_cancelled``, ``subscription_paused``, ``subscription_resumed``,
+  ``cancel_scheduled``, ``payment_failed``, ``payment_recovered``, ``card_updated``, ``member_untagged``: what
+  ``automations.triggers.fire`` takes: ``member``, ``event_key``, and optionally ``level``, ``product_id``,
+  ``integration_id``, ``tag``, ``context``, ``depth``.
+- ``order_lines_granted``, ``members_tagged``: many of those at once (a batch of orders, a batch of taggings):
+  ``events``, a list of dicts with the keys above but ``depth``, and ``depth`` beside it. Their listeners work
+  on the whole list with one statement per step (``automations.triggers.fire_many``).
 - ``member_email_changed``: ``member``, ``old_email``.
 """
 
@@ -31,10 +33,10 @@ grants_changed = _domain.signal("grants-changed")
 grants_revoked = _domain.signal("grants-revoked")
 # membership: members and their tags
 member_email_changed = _domain.signal("member-email-changed")
-member_tagged = _domain.signal("member-tagged")
+members_tagged = _domain.signal("members-tagged")
 member_untagged = _domain.signal("member-untagged")
 # fulfillment: what a cart told us
-order_line_granted = _domain.signal("order-line-granted")
+order_lines_granted = _domain.signal("order-lines-granted")
 order_line_refunded = _domain.signal("order-line-refunded")
 subscription_cancelled = _domain.signal("subscription-cancelled")
 # fulfillment (a cart's subscription) and billing (our own)

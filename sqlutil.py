@@ -18,7 +18,7 @@ import weakref
 from typing import Callable
 
 from flask import current_app
-from sqlalchemy import Engine, Select, String, bindparam, create_engine, event, text
+from sqlalchemy import Engine, Select, String, bindparam, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -86,6 +86,24 @@ def advisory_xact_lock(session: Session, key: str) -> None:
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
 
 
+def advisory_xact_locks(session: Session, keys: list[str]) -> None:
+    """:func:`advisory_xact_lock` on many keys in one statement (a batch of orders). They are taken in the order
+    of their lock numbers, the same in every transaction, so two transactions locking overlapping sets wait for
+    each other instead of deadlocking."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    held = _held(session)
+    wanted = sorted(set(keys) - held)
+    if not wanted:
+        return
+    session.execute(_LOCKS, {"keys": wanted})
+    held.update(wanted)
+
+
+_LOCKS = text("SELECT count(pg_advisory_xact_lock(lock)) FROM (SELECT DISTINCT hashtext(key) AS lock "
+              "FROM unnest(CAST(:keys AS text[])) AS key ORDER BY lock) AS locks")
+
+
 # --- what one transaction knows ---------------------------------------------------------------------------
 # ``session.info`` keys holding what is true for one transaction only (the locks it holds, the settings it read):
 # dropped when the transaction ends (commit, rollback or close) and at any savepoint rollback, which releases
@@ -128,6 +146,9 @@ def attach(session: Session, model, values: dict):
     reading it back. Its attributes count as loaded, so nothing is written again at the next flush."""
     instance = model(**values)
     make_transient_to_detached(instance)
+    stale = session.identity_map.get(inspect(instance).key)
+    if stale is not None:  # a row of a rolled-back transaction whose id the database handed out again
+        session.expunge(stale)
     session.add(instance)
     return instance
 

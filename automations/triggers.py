@@ -48,52 +48,92 @@ def _jsonable(value: Any) -> Any:
 def fire(session: Session, trigger: str, *, member: Member, event_key: str, level: Level | int | None = None,
          product_id: str | None = None, integration_id: int | None = None, tag: str | None = None,
          context: dict | None = None, _depth: int = 0) -> AutomationEvent | None:
-    """Something happened to ``member``. Returns the recorded event, or None when this key was seen before.
+    """Something happened to ``member``. Returns the recorded event, or None when this key was seen before:
+    :func:`fire_many` for one event.
 
     ``context`` may carry ``grant_ids`` (the grants the event is about), ``card_update_url`` and ``grace_days``
     (else read from the integration), and anything else worth passing to webhooks.
     """
+    return fire_many(session, trigger, [dict(member=member, event_key=event_key, level=level, product_id=product_id,
+                                             integration_id=integration_id, tag=tag, context=context)],
+                     depth=_depth)[0]
+
+
+def fire_many(session: Session, trigger: str, events: list[dict], *, depth: int = 0) -> list[AutomationEvent | None]:
+    """The same thing happened to many members (a batch of orders): each dict holds :func:`fire`'s keyword
+    arguments. Records every event in one statement, tags the members in one, then runs each event's rules.
+    Returns each event's row, or None where its key was seen before."""
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
+    if not events:
+        return []
     switched_on = active.get(session)
     if not switched_on.defaults_installed:  # on first use the default set appears by itself
         rules.install_defaults(session, restore=False)
         active.forget(session)
         switched_on = active.get(session)
-    level_obj = session.get(Level, level) if isinstance(level, int) else level
-    values = {"trigger": trigger, "event_key": stable_key(event_key), "member_id": member.id,
-              "level_id": level_obj.id if level_obj else None,
-              "product_id": str(product_id) if product_id is not None else None,
-              "integration_id": integration_id, "tag": tag, "depth": _depth, "context": _jsonable(context),
-              "created_at": timeutil.now()}
-    row = _record_event(session, values)
-    if row is None:
-        logger.info("automation event %s %s seen before; nothing runs twice", trigger, values["event_key"])
-        return None
-    event = Event(row=row, member=member, level=level_obj, context=dict(context or {}))
+    moment = timeutil.now()
+    prepared = []
+    for event in events:
+        level, product_id = event.get("level"), event.get("product_id")
+        level_obj = session.get(Level, level) if isinstance(level, int) else level
+        prepared.append((event, level_obj, {
+            "trigger": trigger, "event_key": stable_key(event["event_key"]), "member_id": event["member"].id,
+            "level_id": level_obj.id if level_obj else None,
+            "product_id": str(product_id) if product_id is not None else None,
+            "integration_id": event.get("integration_id"), "tag": event.get("tag"), "depth": depth,
+            "context": _jsonable(event.get("context")), "created_at": moment}))
+    rows = _record_events(session, [values for _, _, values in prepared])
+    recorded = []
+    for (event, level_obj, values), row in zip(prepared, rows):
+        if row is None:
+            logger.info("automation event %s %s seen before; nothing runs twice", trigger, values["event_key"])
+            continue
+        recorded.append(Event(row=row, member=event["member"], level=level_obj, context=dict(event.get("context") or {})))
+    if not recorded:
+        return rows
 
-    if _depth > MAX_DEPTH:
-        logger.warning("automation event %s nested %s deep; rules not run", row.id, _depth)
-        for rule in _matching_rules(session, event, switched_on):
-            _record_run(session, rule, event, status=RunStatus.DEPTH_LIMIT,
-                        error=f"Stopped: events nested more than {MAX_DEPTH} deep (a loop between rules?).")
-        return row
+    if depth > MAX_DEPTH:
+        logger.warning("automation events %s nested %s deep; rules not run", [e.row.id for e in recorded], depth)
+        for event in recorded:
+            for rule in _matching_rules(session, event, switched_on):
+                _record_run(session, rule, event, status=RunStatus.DEPTH_LIMIT,
+                            error=f"Stopped: events nested more than {MAX_DEPTH} deep (a loop between rules?).")
+        return rows
 
-    _apply_event_tag(session, event)  # first, so a rule's tag filter sees the tag this event applies
+    _apply_event_tags(session, recorded, depth)  # first, so a rule's tag filter sees the tag the event applies
     if switched_on.has_endpoints(trigger):
-        webhooks.enqueue_for_event(session, event)
-    for rule in _matching_rules(session, event, switched_on):
-        _run_rule(session, rule, event)
-    return row
+        for event in recorded:
+            webhooks.enqueue_for_event(session, event)
+    candidates = _enabled_rules(session, trigger, switched_on)
+    for event in recorded:
+        for rule in candidates:
+            if _matches(session, rule, event):
+                _run_rule(session, rule, event)
+    return rows
 
 
-def _record_event(session: Session, values: dict) -> AutomationEvent | None:
-    """Insert the event unless its (trigger, key) exists: one statement, no savepoint. On PostgreSQL a
-    concurrent transaction inserting the same key makes this wait for it, then do nothing."""
-    if session.get_bind().dialect.name in ("postgresql", "sqlite"):
-        inserted = insert_ignoring_conflicts(session, AutomationEvent, ("trigger", "event_key"), [values])
-        return attach(session, AutomationEvent, {**values, "id": inserted[0].id}) if inserted else None
-    row = AutomationEvent(**values)  # pragma: no cover - other databases
+def _record_events(session: Session, values: list[dict]) -> list[AutomationEvent | None]:
+    """Insert the events whose (trigger, key) is new: one statement, no savepoint. On PostgreSQL a concurrent
+    transaction inserting the same key makes this wait for it, then do nothing for that row."""
+    if session.get_bind().dialect.name not in ("postgresql", "sqlite"):  # pragma: no cover - other databases
+        return [_record_event_apart(session, row) for row in values]
+    firsts = list({(row["trigger"], row["event_key"]): row for row in reversed(values)}.values())[::-1]
+    inserted = {(row.trigger, row.event_key): row.id for row in insert_ignoring_conflicts(
+        session, AutomationEvent, ("trigger", "event_key"), firsts, returning=("id", "trigger", "event_key"))}
+    result, used = [], set()
+    for row in values:
+        key = (row["trigger"], row["event_key"])
+        if key in inserted and key not in used:
+            used.add(key)
+            result.append(attach(session, AutomationEvent, {**row, "id": inserted[key]}))
+        else:
+            result.append(None)
+    return result
+
+
+def _record_event_apart(session: Session, values: dict) -> AutomationEvent | None:  # pragma: no cover
+    row = AutomationEvent(**values)
     try:
         with session.begin_nested():
             session.add(row)
@@ -103,14 +143,17 @@ def _record_event(session: Session, values: dict) -> AutomationEvent | None:
     return row
 
 
-def _matching_rules(session: Session, event: Event, switched_on: active.Active) -> list[AutomationRule]:
-    if not switched_on.has_rules(event.trigger):
+def _enabled_rules(session: Session, trigger: str, switched_on: active.Active) -> list[AutomationRule]:
+    if not switched_on.has_rules(trigger):
         return []
-    candidates = session.scalars(
-        select(AutomationRule).where(AutomationRule.trigger == event.trigger, AutomationRule.enabled.is_(True))
+    return list(session.scalars(
+        select(AutomationRule).where(AutomationRule.trigger == trigger, AutomationRule.enabled.is_(True))
         .order_by(AutomationRule.id)
-    )
-    return [rule for rule in candidates if _matches(session, rule, event)]
+    ))
+
+
+def _matching_rules(session: Session, event: Event, switched_on: active.Active) -> list[AutomationRule]:
+    return [rule for rule in _enabled_rules(session, event.trigger, switched_on) if _matches(session, rule, event)]
 
 
 def _matches(session: Session, rule: AutomationRule, event: Event) -> bool:
@@ -129,14 +172,15 @@ def _matches(session: Session, rule: AutomationRule, event: Event) -> bool:
     return True
 
 
-def _apply_event_tag(session: Session, event: Event) -> None:
-    name = tags.event_tag_name(session, event.trigger, product_id=event.row.product_id,
-                               integration_id=event.row.integration_id)
-    if name is None:
-        return
-    member_tags.tag_member(session, event.member, name, applied_by=AppliedBy.EVENT,
-                    source=f"{event.trigger} {event.key}", event_key=f"{event.key}>tag",
-                    integration_id=event.row.integration_id, depth=event.depth + 1)
+def _apply_event_tags(session: Session, events: list[Event], depth: int) -> None:
+    taggings = []
+    for event in events:
+        name = tags.event_tag_name(session, event.trigger, product_id=event.row.product_id,
+                                   integration_id=event.row.integration_id)
+        if name is not None:
+            taggings.append(member_tags.Tagging(event.member, name, AppliedBy.EVENT, f"{event.trigger} {event.key}",
+                                                f"{event.key}>tag", event.row.integration_id))
+    member_tags.tag_members(session, taggings, depth=depth + 1)
 
 
 def _record_run(session: Session, rule: AutomationRule, event: Event, *, status: str = RunStatus.SUCCEEDED,

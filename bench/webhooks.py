@@ -208,7 +208,9 @@ def server_env(run: str) -> dict | None:
     workdir = Path(tempfile.mkdtemp(prefix="coursegate-bench-"))
     return {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + run),
             "COURSEGATE_LOG_LEVEL": "WARNING", "COURSEGATE_MAIL_DIR": str(workdir / "mail"),
-            "SITE_URL": "http://127.0.0.1"}
+            "SITE_URL": "http://127.0.0.1",
+            # Rate limits are not measured here: let several workers count them each on their own.
+            "COURSEGATE_RATELIMIT_PER_PROCESS": "1"}
 
 
 def migrate(env: dict) -> None:

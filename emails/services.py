@@ -16,7 +16,7 @@ from emails import catalog, credentials, placeholders, rendering, transport
 from emails.errors import BadPlaceholders, EmailNotFound, UnknownTemplate
 from emails.models import EmailStatus, EmailTemplateOverride, OutboundEmail
 from extensions import db
-from sqlutil import attach, dialect_insert, insert_ignoring_conflicts
+from sqlutil import attach, insert_ignoring_conflicts
 
 logger = logging.getLogger(__name__)
 
@@ -30,17 +30,40 @@ def enqueue(session: Session, template: str, to: str, context: dict, *, dedupe_k
 
     One ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING``, no savepoint: when a concurrent
     transaction queues the same key, this one waits for it and does nothing, so the first one wins."""
-    subject, text, html = _stored_form(rendering.render(template, context, get_override(session, template)), to)
-    moment = timeutil.now()
-    values = dict(recipient=to, template=template, subject=subject, text_body=text, html_body=html,
-                  status=EmailStatus.PENDING, attempts=0, last_error=None, dedupe_key=dedupe_key,
-                  member_id=member_id, next_attempt_at=moment, created_at=moment, sent_at=None, resent_from_id=None)
-    inserted = insert_ignoring_conflicts(session, OutboundEmail, ("dedupe_key",), [values])
+    rows = _outbox_rows(session, [(template, to, context, dedupe_key, member_id)])
+    inserted = _insert(session, rows)
     if not inserted:
         return None
-    email = attach(session, OutboundEmail, {**values, "id": inserted[0].id})
-    jobs.after_commit(session, "emails.deliver", email.id)
-    return email
+    return attach(session, OutboundEmail, {**rows[0], "id": inserted[0]})
+
+
+def _outbox_rows(session: Session, messages: list[tuple[str, str, dict, str | None, int | None]]) -> list[dict]:
+    """Every column of each message's outbox row, rendered with the owner's overrides (read in one statement)."""
+    templates = {template for template, *_ in messages}
+    if len(templates) == 1:
+        (template,) = templates
+        override = get_override(session, template)
+        overrides = {template: override} if override is not None else {}
+    else:
+        overrides = {o.template: o for o in session.scalars(
+            select(EmailTemplateOverride).where(EmailTemplateOverride.template.in_(templates)))}
+    moment = timeutil.now()
+    rows = []
+    for template, to, context, dedupe_key, member_id in messages:
+        subject, text, html = _stored_form(rendering.render(template, context, overrides.get(template)), to)
+        rows.append(dict(recipient=to, template=template, subject=subject, text_body=text, html_body=html,
+                         status=EmailStatus.PENDING, attempts=0, last_error=None, dedupe_key=dedupe_key,
+                         member_id=member_id, next_attempt_at=moment, created_at=moment, sent_at=None,
+                         resent_from_id=None))
+    return rows
+
+
+def _insert(session: Session, rows: list[dict]) -> list[int]:
+    """Store the rows in one statement (a dedupe key already used is skipped) and deliver each after commit."""
+    ids = [row.id for row in insert_ignoring_conflicts(session, OutboundEmail, ("dedupe_key",), rows)]
+    for email_id in ids:
+        jobs.after_commit(session, "emails.deliver", email_id)
+    return ids
 
 
 def _stored_form(message: tuple[str, str, str], recipient: str) -> tuple[str, str, str]:
@@ -254,27 +277,19 @@ def preview(session: Session, name: str, *, subject: str | None = None,
     context = {key: SAMPLE_VALUES.get(key, f"{site_url}/example" if key in kind.links else f"[{key}]")
                for key in kind.required | kind.optional}
     return rendering.render(name, context, text)
-def enqueue_many(session: Session, messages: list[tuple[str, str, dict, str, int | None]]) -> list[int]:
+def enqueue_many(session: Session, messages: list[tuple[str, str, dict, str | None, int | None]]) -> list[int]:
     """``enqueue`` for a batch: ``(template, to, context, dedupe_key, member_id)`` each, one INSERT in all.
 
-    For periodic jobs that email thousands at once (the billing tick). A dedupe key already used is
-    skipped, as with ``enqueue``; returns the ids of the rows created.
+    For a batch of cart orders and for periodic jobs that email thousands at once (the billing tick). A dedupe
+    key already used is skipped, as with ``enqueue``; returns the ids of the rows created.
     """
     if not messages:
         return []
-    now = timeutil.now()
-    templates = {template for template, *_ in messages}
-    overrides = {o.template: o for o in session.scalars(
-        select(EmailTemplateOverride).where(EmailTemplateOverride.template.in_(templates)))}
-    rows = []
-    for template, to, context, dedupe_key, member_id in messages:
-        subject, text, html = _stored_form(rendering.render(template, context, overrides.get(template)), to)
-        rows.append({"recipient": to, "template": template, "subject": subject, "text_body": text,
-                     "html_body": html, "dedupe_key": dedupe_key, "member_id": member_id,
-                     "status": EmailStatus.PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now})
-    statement = (dialect_insert(session, OutboundEmail).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                 .returning(OutboundEmail.id))
-    ids = list(session.scalars(statement, rows))
-    for email_id in ids:
-        jobs.after_commit(session, "emails.deliver", email_id)
+    ids: list[int] = []
+    for start in range(0, len(messages), _ROWS_PER_INSERT):
+        ids += _insert(session, _outbox_rows(session, messages[start:start + _ROWS_PER_INSERT]))
     return ids
+
+
+# A multi-row INSERT names every value as a parameter: keep a statement within every driver's limit.
+_ROWS_PER_INSERT = 200

@@ -102,15 +102,16 @@ def _enroll(session: Session, row: WebhookEvent, integration: Integration, order
             integration_id=integration.id, order_ref=order.order_ref, line_ref=line_ref,
             note=f"Keap HTTP Post (event {row.id})")])
         if opened:
-            granted.append((level, opened[0][0]))
+            granted.append((level, opened[0].grant_id))
         else:  # a concurrent post of the same step got there first
             unchanged.append(level.slug)
-    for level, grant_id in granted:
-        signals.order_line_granted.send(
-            session, member=member, event_key=f"keap:{integration.id}:{row.id}:{level.id}", level=level,
+    if granted:
+        signals.order_lines_granted.send(session, events=[dict(
+            member=member, event_key=f"keap:{integration.id}:{row.id}:{level.id}", level=level,
             integration_id=integration.id,
             context={"grant_ids": [grant_id], "level_ids": [level.id], "order_id": order.order_ref,
                      "line": f"level:{level.slug}", "keap_contact_id": post.contact_id})
+            for level, grant_id in granted])
     if created:
         membership.queue_welcome_email(session, member, [level for level, _ in granted])
     if not granted:

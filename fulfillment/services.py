@@ -11,10 +11,11 @@ email is queued only for a member this delivery created.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 import signals
@@ -32,7 +33,7 @@ from membership import services as membership
 from membership.errors import InvalidEmail
 from membership.grants import RevokeReason
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
-from sqlutil import advisory_xact_lock, attach, insert_ignoring_conflicts
+from sqlutil import advisory_xact_lock, advisory_xact_locks, attach, insert_ignoring_conflicts
 
 logger = logging.getLogger(__name__)
 
@@ -42,22 +43,86 @@ logger = logging.getLogger(__name__)
 EVENT_KEY = ("integration_id", "dedupe_key")
 
 
+@dataclass
+class Delivery:
+    """One authenticated cart delivery: what it says, and what is stored of it (secrets removed)."""
+    integration: Integration
+    event: OrderEvent
+    body: str
+    content_type: str
+    headers: dict
+
+
 def receive(session: Session, integration: Integration, event: OrderEvent, *, body: str, content_type: str,
             headers: dict) -> WebhookEvent:
     """Store one authenticated delivery, then process it. A redelivery is stored as ``duplicate``."""
-    values = dict(integration_id=integration.id, provider=integration.kind, event_type=event.event_type[:100],
-                  dedupe_key=event.dedupe_key, duplicate_of_id=None, status=EventStatus.RECEIVED,
-                  test_mode=event.test_mode, email=_short((event.email or "").strip().lower(), 320),
-                  order_ref=_short(event.order_ref, 100), customer_ref=_short(event.customer_ref, 100),
-                  content_type=content_type[:100], body=body,
-                  headers=headers, attempts=0, last_error=None, received_at=timeutil.now(), processed_at=None)
-    inserted = insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, [values],
-                                         advisory_lock=_order_lock_key(integration.id, event.order_ref))
-    if not inserted:
-        return _store_duplicate(session, integration, event, values)
-    row = attach(session, WebhookEvent, {**values, "id": inserted[0].id})
+    return receive_many(session, [Delivery(integration, event, body, content_type, headers)])[0]
+
+
+def receive_many(session: Session, deliveries: list[Delivery]) -> list[WebhookEvent]:
+    """Store deliveries, then process them, in the caller's transaction: one statement per step for the whole
+    batch (the group-commit receiver, ``fulfillment.batches``; one delivery is a batch of one).
+
+    Each order's advisory lock is taken before anything is stored, all of them in one statement, in one order,
+    so two processes never deadlock on them. Deliveries that touch the same order, buyer or subscription are
+    processed one after another in arrival order, as if they had come in separate transactions.
+
+    A failure while processing one delivery of a batch of one rolls its work back and stores it again as
+    ``failed`` (a cart's retry replays it). In a bigger batch it is raised and nothing is kept: the caller rolls
+    back and receives each delivery alone, so one bad delivery never fails its neighbours."""
+    values = [_stored_values(delivery) for delivery in deliveries]
+    locks = sorted({key for key in (_order_lock_key(d.integration.id, d.event.order_ref) for d in deliveries)
+                    if key})
+    if len(deliveries) > 1:
+        advisory_xact_locks(session, locks)
+    inserted = insert_ignoring_conflicts(session, WebhookEvent, EVENT_KEY, values,
+                                         returning=("id", "integration_id", "dedupe_key"),
+                                         advisory_lock=locks[0] if len(deliveries) == 1 and locks else None)
+    ids = _ids_by_key(inserted)
+    rows: list[WebhookEvent | None] = []
+    for delivery, row_values in zip(deliveries, values):
+        key = (row_values["integration_id"], row_values["dedupe_key"])
+        found = ids.get(key)
+        rows.append(attach(session, WebhookEvent, {**row_values, "id": found.pop(0)}) if found else None)
+    if len(deliveries) == 1 and rows[0] is not None:
+        return [_receive_alone(session, deliveries[0], values[0], rows[0])]
+    outcomes: dict[int, tuple[str, str | None]] = {}
+    for chunk in _independent_chunks([(i, d) for i, (d, row) in enumerate(zip(deliveries, rows)) if row]):
+        results = _apply_many(session, [(rows[i], d.integration, d.event) for i, d in chunk])
+        outcomes.update((i, outcome) for (i, _), outcome in zip(chunk, results))
+    stored = []
+    for i, (delivery, row_values, row) in enumerate(zip(deliveries, values, rows)):
+        if row is None:
+            stored.append(_store_duplicate(session, delivery.integration, delivery.event, row_values))
+        else:
+            stored.append(_record_outcome(row, *outcomes[i]))
+    session.flush()  # every outcome in one UPDATE (executemany)
+    return stored
+
+
+def _stored_values(delivery: Delivery) -> dict:
+    event, integration = delivery.event, delivery.integration
+    return dict(integration_id=integration.id, provider=integration.kind, event_type=event.event_type[:100],
+                dedupe_key=event.dedupe_key, duplicate_of_id=None, status=EventStatus.RECEIVED,
+                test_mode=event.test_mode, email=_short((event.email or "").strip().lower(), 320),
+                order_ref=_short(event.order_ref, 100), customer_ref=_short(event.customer_ref, 100),
+                content_type=delivery.content_type[:100], body=delivery.body, headers=delivery.headers, attempts=0,
+                last_error=None, received_at=timeutil.now(), processed_at=None)
+
+
+def _ids_by_key(inserted) -> dict[tuple, list[int]]:
+    """The ids of the rows stored, by (integration, dedupe key); a delivery without a key is never a duplicate,
+    so those come back in the order they were given."""
+    ids: dict[tuple, list[int]] = {}
+    for row in inserted:
+        ids.setdefault((row.integration_id, row.dedupe_key), []).append(row.id)
+    return ids
+
+
+def _receive_alone(session: Session, delivery: Delivery, values: dict, row: WebhookEvent) -> WebhookEvent:
+    integration, event = delivery.integration, delivery.event
     try:
-        status, message = _apply(session, row, integration, event)
+        status, message = _apply_many(session, [(row, integration, event)])[0]
     except Exception as error:
         # Nothing of this delivery is kept but the record of it: roll back and store it again as failed.
         status, message = _failure(error, integration)
@@ -68,6 +133,30 @@ def receive(session: Session, integration: Integration, event: OrderEvent, *, bo
             return _store_duplicate(session, integration, event, values)
         row = attach(session, WebhookEvent, {**values, "id": stored[0].id})
     return _finish(session, row, status, message)
+
+
+def _touches(delivery: Delivery) -> set[tuple]:
+    """What a delivery may read or change that another one could too: its order, its buyer, its subscriptions."""
+    event, integration_id = delivery.event, delivery.integration.id
+    keys = {("order", integration_id, event.order_ref), ("customer", integration_id, event.customer_ref),
+            ("email", (event.email or "").strip().lower())}
+    keys |= {("subscription", integration_id, ref) for ref in
+             [event.subscription_ref, *(line.subscription_ref for line in event.lines)]}
+    return {key for key in keys if key[-1]}
+
+
+def _independent_chunks(items: list[tuple[int, Delivery]]) -> list[list[tuple[int, Delivery]]]:
+    """Split a batch, keeping its order, where a delivery touches what an earlier one in the chunk touches."""
+    chunks: list[list[tuple[int, Delivery]]] = []
+    touched: set[tuple] = set()
+    for item in items:
+        keys = _touches(item[1])
+        if not chunks or keys & touched:
+            chunks.append([])
+            touched = set()
+        chunks[-1].append(item)
+        touched |= keys
+    return chunks
 
 
 def _store_duplicate(session: Session, integration: Integration, event: OrderEvent, values: dict) -> WebhookEvent:
@@ -101,11 +190,16 @@ def _failure(error: Exception, integration: Integration) -> tuple[str, str]:
 
 
 def _finish(session: Session, row: WebhookEvent, status: str, message: str | None) -> WebhookEvent:
+    _record_outcome(row, status, message)
+    session.flush()
+    return row
+
+
+def _record_outcome(row: WebhookEvent, status: str, message: str | None) -> WebhookEvent:
     row.attempts += 1
     row.status = status
     row.last_error = message[:1000] if message else None
     row.processed_at = timeutil.now()
-    session.flush()
     return row
 
 
@@ -114,23 +208,35 @@ def process(session: Session, row: WebhookEvent, integration: Integration, event
     undone and the row records ``failed`` with ``last_error``."""
     try:
         with session.begin_nested():
-            status, message = _apply(session, row, integration, event)
+            status, message = _apply_many(session, [(row, integration, event)])[0]
     except Exception as error:
         status, message = _failure(error, integration)
     return _finish(session, row, status, message)
 
 
-def _apply(session: Session, row: WebhookEvent, integration: Integration,
-           event: OrderEvent) -> tuple[str, str | None]:
-    if event.action == Action.IGNORED:
-        return EventStatus.IGNORED, event.note
-    if event.test_mode and not integration.accept_test_orders:
-        return EventStatus.IGNORED, ("Test-mode delivery: recorded, nothing granted (the integration does not "
-                                     "accept test orders).")
-    if event.problem:
-        return EventStatus.NEEDS_ATTENTION, event.problem
-    handler = HANDLERS[event.action]
-    return handler(session, row, integration, event)
+Applied = tuple[WebhookEvent, Integration, OrderEvent]
+
+
+def _apply_many(session: Session, items: list[Applied]) -> list[tuple[str, str | None]]:
+    """Each stored delivery's ``(status, message)``. The orders among them are fulfilled together; the rest
+    (refunds, cancellations, rebills, Keap posts: rarer, and each about grants that exist) one by one."""
+    results: list[tuple[str, str | None] | None] = [None] * len(items)
+    orders: list[int] = []
+    for i, (row, integration, event) in enumerate(items):
+        if event.action == Action.IGNORED:
+            results[i] = (EventStatus.IGNORED, event.note)
+        elif event.test_mode and not integration.accept_test_orders:
+            results[i] = (EventStatus.IGNORED, "Test-mode delivery: recorded, nothing granted (the integration "
+                                               "does not accept test orders).")
+        elif event.problem:
+            results[i] = (EventStatus.NEEDS_ATTENTION, event.problem)
+        elif event.action == Action.ORDER_COMPLETED:
+            orders.append(i)
+        else:
+            results[i] = HANDLERS[event.action](session, row, integration, event)
+    for i, outcome in zip(orders, _orders_completed(session, [items[i] for i in orders])):
+        results[i] = outcome
+    return results  # type: ignore[return-value]
 
 
 # --- orders ---------------------------------------------------------------------------------------------
@@ -160,12 +266,13 @@ def _lock_order(session: Session, integration: Integration, order_ref: str | Non
         advisory_xact_lock(session, key)
 
 
-def _adjustments(session: Session, integration: Integration, order_ref: str | None,
+def _adjustments(session: Session, integration: Integration, order_refs: set[str],
                  subscription_refs: set[str]) -> list[OrderAdjustment]:
-    """Refunds and cancellations recorded for this order or its subscriptions (perhaps before it arrived)."""
+    """Refunds and cancellations recorded for these orders or their subscriptions (perhaps before they
+    arrived)."""
     conditions = []
-    if order_ref:
-        conditions.append(OrderAdjustment.order_ref == order_ref)
+    if order_refs:
+        conditions.append(OrderAdjustment.order_ref.in_(order_refs))
     if subscription_refs:
         conditions.append(OrderAdjustment.subscription_ref.in_(subscription_refs))
     if not conditions:
@@ -180,8 +287,58 @@ def _applies_to(adjustment: OrderAdjustment, order_ref: str | None, line: Line) 
     return adjustment.order_ref == order_ref and adjustment.line_ref in (None, line.line_ref)
 
 
-def _order_completed(session: Session, row: WebhookEvent, integration: Integration,
-                     event: OrderEvent) -> tuple[str, str | None]:
+@dataclass
+class _Order:
+    """An order being fulfilled: its lines sorted into those to grant and those no rule maps."""
+    row: WebhookEvent
+    integration: Integration
+    event: OrderEvent
+    outcome: tuple[str, str | None] | None = None
+    mapped: list[tuple[Line, list[Level]]] = field(default_factory=list)
+    unmapped: list[Line] = field(default_factory=list)
+    skipped: int = 0
+    cancels: list[OrderAdjustment] = field(default_factory=list)
+    member: Member | None = None
+    created: bool = False
+    note: str | None = None
+
+
+def _orders_completed(session: Session, items: list[Applied]) -> list[tuple[str, str | None]]:
+    """Fulfil completed orders of different buyers together: their adjustments, rules, buyers, grants, events and
+    emails each in one statement for all of them."""
+    orders = [_Order(row, integration, event) for row, integration, event in items]
+    for order in orders:
+        order.outcome = _readable(order)
+    live = [order for order in orders if order.outcome is None]
+    _sort_lines(session, live)
+    buying = [order for order in live if order.outcome is None]
+    _find_buyers(session, buying)
+    buying = [order for order in buying if order.outcome is None]
+    granted = _grant_lines(session, buying)
+    for order in buying:
+        for opened, line in granted[id(order)]:
+            cancel = next((c for c in order.cancels if _applies_to(c, order.event.order_ref, line)), None)
+            if cancel is not None:
+                _cancel(session, [session.get(Grant, opened.grant_id)], cancel.effective_at)
+    _announce_lines(session, [(order, granted[id(order)]) for order in buying])
+    access_emails.queue_order_emails(session, [access_emails.OrderEmails(
+        member=order.member, levels=_levels_granted(order, granted[id(order)]), created=order.created,
+        access_added_email=order.integration.access_added_email,
+        event_key=f"order:{order.integration.id}:{order.event.order_ref}") for order in buying])
+    for order in buying:
+        if order.unmapped:
+            order.outcome = (EventStatus.NEEDS_ATTENTION, _unmapped_message(order.unmapped, partial=True))
+            continue
+        notes = [order.note] if order.note else []
+        if order.skipped:
+            notes.append(f"{order.skipped} refunded item(s) not granted.")
+        order.outcome = (EventStatus.PROCESSED, " ".join(notes) or None)
+    return [order.outcome for order in orders]  # type: ignore[misc]
+
+
+def _readable(order: _Order) -> tuple[str, str] | None:
+    """Why an order cannot be fulfilled as it is (None when it can). A Stripe session's items are read here."""
+    event, integration = order.event, order.integration
     if event.checkout_session_id and not event.lines:
         if not integration.api_key:
             return EventStatus.NEEDS_ATTENTION, ("This Stripe integration has no api_key, so the session's line "
@@ -190,85 +347,128 @@ def _order_completed(session: Session, row: WebhookEvent, integration: Integrati
         event.lines = parsers.stripe_lines(items, event.subscription_ref)
     if not event.order_ref:
         return EventStatus.NEEDS_ATTENTION, "The order has no order id."
-
-    _lock_order(session, integration, event.order_ref)
-    adjustments = _adjustments(session, integration, event.order_ref,
-                               {line.subscription_ref for line in event.lines if line.subscription_ref})
-    refunds = [a for a in adjustments if a.kind == AdjustmentKind.REFUND and a.order_ref == event.order_ref]
-    cancels = [a for a in adjustments if a.kind == AdjustmentKind.CANCEL]
-    lines = [line for line in event.lines if not any(_applies_to(a, event.order_ref, line) for a in refunds)]
-    skipped = len(event.lines) - len(lines)
-    mapped: list[tuple[Line, list[Level]]] = []
-    unmapped: list[Line] = []
-    for line, levels in zip(lines, _levels_for_lines(session, integration, lines)):
-        if levels:
-            mapped.append((line, levels))
-        else:
-            unmapped.append(line)
-    if not mapped:
-        if not unmapped:
-            return EventStatus.PROCESSED, "Every item of this order was refunded before the order arrived."
-        return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=False)
-
-    member, created, note = _buyer(session, integration, event)
-    granted = _grant_lines(session, member, integration, event, mapped)
-    for grant_id, _, line in granted:
-        cancel = next((c for c in cancels if _applies_to(c, event.order_ref, line)), None)
-        if cancel is not None:
-            _cancel(session, [session.get(Grant, grant_id)], cancel.effective_at)
-    _announce_lines(session, member, integration, event, granted, key=f"order:{integration.id}:{event.order_ref}")
-    levels_by_id = {level.id: level for _, levels in mapped for level in levels}
-    access_emails.queue_order_emails(
-        session, member, [levels_by_id[i] for i in dict.fromkeys(level_id for _, level_id, _ in granted)],
-        created=created, access_added_email=integration.access_added_email,
-        event_key=f"order:{integration.id}:{event.order_ref}")
-    if unmapped:
-        return EventStatus.NEEDS_ATTENTION, _unmapped_message(unmapped, partial=True)
-    notes = [note] if note else []
-    if skipped:
-        notes.append(f"{skipped} refunded item(s) not granted.")
-    return EventStatus.PROCESSED, " ".join(notes) or None
+    return None
 
 
-def _announce_lines(session: Session, member: Member, integration: Integration, event: OrderEvent,
-                    granted: list[tuple[int, int, Line]], *, key: str) -> None:
+def _sort_lines(session: Session, orders: list[_Order]) -> None:
+    """Drop the lines refunded before the order arrived, keep the cancellations to apply, and find each
+    remaining line's levels: one query for the adjustments and one for the rules, per integration."""
+    for integration, group in _by_integration(orders):
+        for order in group:
+            _lock_order(session, integration, order.event.order_ref)
+        adjustments = _adjustments(session, integration, {o.event.order_ref for o in group},
+                                   {line.subscription_ref for o in group for line in o.event.lines
+                                    if line.subscription_ref})
+        kept = []
+        for order in group:
+            order_ref = order.event.order_ref
+            refunds = [a for a in adjustments if a.kind == AdjustmentKind.REFUND and a.order_ref == order_ref]
+            order.cancels = [a for a in adjustments if a.kind == AdjustmentKind.CANCEL]
+            lines = [line for line in order.event.lines if not any(_applies_to(a, order_ref, line) for a in refunds)]
+            order.skipped = len(order.event.lines) - len(lines)
+            kept.append(lines)
+        found = iter(_levels_for_lines(session, integration, [line for lines in kept for line in lines]))
+        for order, lines in zip(group, kept):
+            for line in lines:
+                levels = next(found)
+                (order.mapped.append((line, levels)) if levels else order.unmapped.append(line))
+            if not order.mapped:
+                order.outcome = ((EventStatus.PROCESSED, "Every item of this order was refunded before the order "
+                                                         "arrived.") if not order.unmapped else
+                                 (EventStatus.NEEDS_ATTENTION, _unmapped_message(order.unmapped, partial=False)))
+
+
+def _by_integration(orders: list[_Order]) -> list[tuple[Integration, list[_Order]]]:
+    groups: dict[int, tuple[Integration, list[_Order]]] = {}
+    for order in orders:
+        groups.setdefault(order.integration.id, (order.integration, []))[1].append(order)
+    return list(groups.values())
+
+
+def _levels_granted(order: _Order, granted: list[tuple[grants.OpenedLine, Line]]) -> list[Level]:
+    levels_by_id = {level.id: level for _, levels in order.mapped for level in levels}
+    return [levels_by_id[i] for i in dict.fromkeys(opened.level_id for opened, _ in granted)]
+
+
+def _announce_lines(session: Session, granted: list[tuple[_Order, list[tuple[grants.OpenedLine, Line]]]]) -> None:
     """Announce each bought item granted (the automations hear ``order_completed``; a rule may filter on its
-    product or any of its levels). Keyed on the order line, so a redelivered or replayed order never runs a
-    rule twice."""
-    by_line: dict[str, tuple[Line, list[int], list[int]]] = {}
-    for grant_id, level_id, line in granted:
-        _, grant_ids, level_ids = by_line.setdefault(line.line_ref, (line, [], []))
-        grant_ids.append(grant_id)
-        level_ids.append(level_id)
-    for line_ref, (line, grant_ids, level_ids) in by_line.items():
-        signals.order_line_granted.send(
-            session, member=member, event_key=f"{key}:{line_ref}", level=level_ids[0], product_id=line.product_id,
-            integration_id=integration.id,
-            context={"grant_ids": grant_ids, "level_ids": level_ids, "order_id": event.order_ref, "line": line_ref})
+    product or any of its levels), for every order at once. Keyed on the order line, so a redelivered or
+    replayed order never runs a rule twice."""
+    events = []
+    for order, lines in granted:
+        by_line: dict[str, tuple[Line, list[int], list[int]]] = {}
+        for opened, line in lines:
+            _, grant_ids, level_ids = by_line.setdefault(line.line_ref, (line, [], []))
+            grant_ids.append(opened.grant_id)
+            level_ids.append(opened.level_id)
+        key = f"order:{order.integration.id}:{order.event.order_ref}"
+        events += [dict(member=order.member, event_key=f"{key}:{line_ref}", level=level_ids[0],
+                        product_id=line.product_id, integration_id=order.integration.id,
+                        context={"grant_ids": grant_ids, "level_ids": level_ids, "order_id": order.event.order_ref,
+                                 "line": line_ref})
+                   for line_ref, (line, grant_ids, level_ids) in by_line.items()]
+    if events:
+        signals.order_lines_granted.send(session, events=events)
 
 
-def _buyer(session: Session, integration: Integration, event: OrderEvent) -> tuple[Member, bool, str | None]:
-    """The member for this order: by email (any case); else, when the cart says this is a buyer it has seen
-    under another email (same customer id), that member; else a new one. Returns (member, created, note)."""
-    email = membership.normalise_email(event.email)
-    if event.customer_ref:
-        earlier = (select(WebhookEvent.email)
-                   .where(WebhookEvent.integration_id == integration.id,
-                          WebhookEvent.customer_ref == event.customer_ref,
-                          WebhookEvent.status == EventStatus.PROCESSED,
-                          WebhookEvent.email.is_not(None), WebhookEvent.email != email)
-                   .order_by(WebhookEvent.id).limit(1).scalar_subquery())
-        found = session.scalars(select(Member).where(or_(Member.email == email, Member.email == earlier))).all()
-        exact = next((m for m in found if m.email == email), None)
-        if exact is None and found:
-            return found[0], False, (f"Same cart customer as {found[0].email}: granted to that member instead of "
-                                     f"creating a second account for {email}.")
-        if exact is not None:
-            return exact, False, None
-        member, created = membership.create_or_find_member(session, email, name=event.name)  # looked already
-        return member, created, None
-    member, created = membership.find_or_create_member(session, email, name=event.name)
-    return member, created, None
+def _find_buyers(session: Session, orders: list[_Order]) -> None:
+    """Each order's member: by email (any case); else, when the cart says this is a buyer it has seen under
+    another email (same customer id), that member; else a new one. One query finds them all (per integration)
+    and one statement creates the new ones."""
+    wanted: list[tuple[_Order, str]] = []
+    for order in orders:
+        try:
+            wanted.append((order, membership.normalise_email(order.event.email)))
+        except InvalidEmail as error:
+            order.outcome = (EventStatus.NEEDS_ATTENTION, error.message)
+    new: dict[str, str] = {}
+    for integration, group in _by_integration([order for order, _ in wanted]):
+        emails = {order.row.id: email for order, email in wanted if order.integration.id == integration.id}
+        known, first_seen = _members_and_customers(session, integration, list(emails.values()),
+                                                   {o.event.customer_ref for o in group if o.event.customer_ref})
+        for order in group:
+            email = emails[order.row.id]
+            exact = known.get(email)
+            if exact is not None:
+                if not order.event.customer_ref and (order.event.name or "").strip() and not exact.name:
+                    exact.name = order.event.name.strip()
+                order.member = exact
+                continue
+            earlier = next((m for m in first_seen.get(order.event.customer_ref, []) if m.email != email), None)
+            if earlier is not None:
+                order.member = earlier
+                order.note = (f"Same cart customer as {earlier.email}: granted to that member instead of creating "
+                              f"a second account for {email}.")
+                continue
+            new.setdefault(email, order.event.name or "")
+    created = membership.create_or_find_members(session, new)  # looked them up already
+    for order, email in wanted:
+        if order.member is None and order.outcome is None:
+            order.member, order.created = created[email]
+            if order.created:  # the first order of a batch for a new email creates them; any other finds them
+                created[email] = (order.member, False)
+
+
+def _members_and_customers(session: Session, integration: Integration, emails: list[str],
+                           customer_refs: set[str]) -> tuple[dict[str, Member], dict[str, list[Member]]]:
+    """In one query: the members with these emails, and for each cart customer id the members it was
+    processed under before, earliest first."""
+    if not customer_refs:
+        return membership.members_by_email(session, emails), {}
+    seen = (select(WebhookEvent.customer_ref, WebhookEvent.email, func.min(WebhookEvent.id).label("first_id"))
+            .where(WebhookEvent.integration_id == integration.id, WebhookEvent.customer_ref.in_(customer_refs),
+                   WebhookEvent.status == EventStatus.PROCESSED, WebhookEvent.email.is_not(None))
+            .group_by(WebhookEvent.customer_ref, WebhookEvent.email).subquery())
+    rows = session.execute(select(Member, seen.c.customer_ref, seen.c.first_id)
+                           .outerjoin(seen, seen.c.email == Member.email)
+                           .where(or_(Member.email.in_(emails), Member.email.in_(select(seen.c.email))))).all()
+    wanted = set(emails)
+    known = {member.email: member for member, _, _ in rows if member.email in wanted}
+    first_seen: dict[str, list[tuple[int, Member]]] = {}
+    for member, customer_ref, first_id in rows:
+        if customer_ref is not None:
+            first_seen.setdefault(customer_ref, []).append((first_id, member))
+    return known, {ref: [m for _, m in sorted(found, key=lambda pair: pair[0])] for ref, found in first_seen.items()}
 
 
 def _unmapped_message(lines: list[Line], *, partial: bool) -> str:
@@ -278,21 +478,26 @@ def _unmapped_message(lines: list[Line], *, partial: bool) -> str:
     return f"No fulfillment rule maps {items}. {done}Add a rule, then replay this event."
 
 
-def _grant_lines(session: Session, member: Member, integration: Integration, event: OrderEvent,
-                 mapped: list[tuple[Line, list[Level]]]) -> list[tuple[int, int, Line]]:
-    """One grant per (order line, level), in one statement; what an earlier or concurrent delivery of the same
-    order already granted is skipped, so a second ``order.success`` adds only what is new."""
+def _grant_lines(session: Session, orders: list[_Order]) -> dict[int, list[tuple[grants.OpenedLine, Line]]]:
+    """One grant per (order line, level) for every order, in one statement; what an earlier or concurrent
+    delivery of the same order already granted is skipped, so a second ``order.success`` adds only what is new.
+    Returns, by ``id(order)``, the grants opened with their lines."""
     starts_at = timeutil.now()
     rows, line_of = [], {}
-    for line, levels in mapped:
-        for level in levels:
-            line_of[(line.line_ref, level.id)] = line
-            rows.append(grants.new_grant_values(
-                member_id=member.id, level=level, starts_at=starts_at, source_kind=GrantSourceKind.ORDER,
-                integration_id=integration.id, order_ref=event.order_ref, line_ref=line.line_ref,
-                subscription_ref=line.subscription_ref))
-    return [(grant_id, level_id, line_of[(line_ref, level_id)])
-            for grant_id, line_ref, level_id in grants.open_lines(session, rows)]
+    for order in orders:
+        for line, levels in order.mapped:
+            for level in levels:
+                key = (order.integration.id, order.event.order_ref, line.line_ref, level.id)
+                line_of[key] = (order, line)
+                rows.append(grants.new_grant_values(
+                    member_id=order.member.id, level=level, starts_at=starts_at, source_kind=GrantSourceKind.ORDER,
+                    integration_id=order.integration.id, order_ref=order.event.order_ref, line_ref=line.line_ref,
+                    subscription_ref=line.subscription_ref))
+    granted: dict[int, list[tuple[grants.OpenedLine, Line]]] = {id(order): [] for order in orders}
+    for opened in grants.open_lines(session, rows):
+        order, line = line_of[(opened.integration_id, opened.order_ref, opened.line_ref, opened.level_id)]
+        granted[id(order)].append((opened, line))
+    return granted
 
 
 # --- refunds and cancellations ----------------------------------------------------------------------------
@@ -433,7 +638,6 @@ def _resumed(session: Session, row: WebhookEvent, integration: Integration,
 
 HANDLERS = {
     Action.KEAP_POST: keap_post.apply,
-    Action.ORDER_COMPLETED: _order_completed,
     Action.LINE_REFUNDED: _line_refunded,
     Action.SUBSCRIPTION_CANCELLED: _subscription_cancelled,
     Action.PAYMENT_FAILED: _payment_failed,

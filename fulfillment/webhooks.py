@@ -1,4 +1,4 @@
-"""Blueprint "webhooks": carts post here. Authenticate -> parse -> store -> process -> commit -> answer.
+"""Blueprint "webhooks": carts post here. Authenticate -> parse -> (batch) store -> process -> commit -> answer.
 
 Answers: 200 ``{"status": "processed" | "duplicate" | "ignored" | "needs_attention", "event_id": <id>}``
 for every stored delivery; 401 when the secret or signature is wrong or missing (nothing stored); 400
@@ -19,7 +19,7 @@ from werkzeug.exceptions import LengthRequired, RequestEntityTooLarge
 import observability
 from billing import charges
 from extensions import db
-from fulfillment import cleaning, parsers, services, signatures
+from fulfillment import batches, cleaning, parsers, services, signatures
 from fulfillment.errors import IntegrationNotFound, UnparseableBody
 from fulfillment.parsers import keap as keap_parser
 from fulfillment.models import EventStatus, Integration, IntegrationKind, WebhookEvent
@@ -44,19 +44,20 @@ def _headers(integration: Integration) -> dict:
     return cleaning.headers_without_secrets(kept, signatures.secrets_of(integration))
 
 
-def _commit_and_answer(row: WebhookEvent, integration: Integration, started: float):
-    # Read before the commit: the commit expires every object, and reading one afterwards would cost a new
-    # transaction and a query per delivery.
-    status, event_id, kind = str(row.status), row.id, str(integration.kind)
-    db.session.commit()
+def _fulfil(integration: Integration, event, *, body: str, content_type: str, started: float):
+    """Hand the delivery to this process's group-commit receiver (``fulfillment.batches``) and answer with its
+    own outcome once its batch has committed."""
+    kind = str(integration.kind)
+    answer = batches.batcher().fulfil(db.session, services.Delivery(integration, event, body, content_type,
+                                                                    _headers(integration)))
     # Counted once stored: /metrics shows deliveries by cart and outcome, and the time to store and process.
-    observability.WEBHOOK_DELIVERIES.labels(kind, status).inc()
+    observability.WEBHOOK_DELIVERIES.labels(kind, answer.status).inc()
     observability.FULFILMENT_SECONDS.observe(time.perf_counter() - started)
-    if status == EventStatus.FAILED:
+    if answer.status == EventStatus.FAILED:
         # Stored, but our side failed: a non-2xx makes the cart retry, and the retry replays the event.
         return jsonify(code="processing_failed", message="The delivery was stored but could not be processed; "
-                       "it will be retried.", event_id=event_id), 500
-    return jsonify(status=status, event_id=event_id)
+                       "it will be retried.", event_id=answer.event_id), 500
+    return jsonify(status=answer.status, event_id=answer.event_id)
 
 
 MAX_BODY_BYTES = 1_000_000  # a real order is a few kilobytes
@@ -106,9 +107,7 @@ def thrivecart(integration_id: int):
     event = parsers.thrivecart_event(tree)
     stored = cleaning.without_secrets(parsers.strip_thrivecart_secret(body, content_type), content_type,
                                       signatures.secrets_of(integration), drop="thrivecart_secret")
-    row = services.receive(db.session, integration, event, body=stored,
-                           content_type=content_type, headers=_headers(integration))
-    return _commit_and_answer(row, integration, started)
+    return _fulfil(integration, event, body=stored, content_type=content_type, started=started)
 
 
 @bp.route("/keap/<int:integration_id>", methods=["POST"])
@@ -122,9 +121,7 @@ def keap(integration_id: int):
     signatures.verify_keap(integration, keap_parser.given_key(fields, request.args.get("key")))
     stored = cleaning.without_secrets(keap_parser.strip_key(body, content_type), content_type,
                                       signatures.secrets_of(integration))
-    row = services.receive(db.session, integration, keap_parser.event(fields), body=stored,
-                           content_type=content_type, headers=_headers(integration))
-    return _commit_and_answer(row, integration, started)
+    return _fulfil(integration, keap_parser.event(fields), body=stored, content_type=content_type, started=started)
 
 
 def _receive_signed_json(integration_id: int, kind: str, verify, header: str, parse):
@@ -140,9 +137,7 @@ def _receive_signed_json(integration_id: int, kind: str, verify, header: str, pa
     event = parse(tree)
     content_type = request.content_type or ""
     stored = cleaning.without_secrets(text, content_type, signatures.secrets_of(integration))
-    row = services.receive(db.session, integration, event, body=stored, content_type=content_type,
-                           headers=_headers(integration))
-    return _commit_and_answer(row, integration, started)
+    return _fulfil(integration, event, body=stored, content_type=content_type, started=started)
 
 
 # How our own billing's off-session charges ended (billing/charges.py); not cart orders.

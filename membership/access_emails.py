@@ -1,10 +1,12 @@
 """Emails about access a member has just been given: the welcome email for a new member, and (when the owner
 turns it on for a cart) "you now have access to ..." for an existing one.
 
-Fulfillment calls :func:`queue_order_emails` once per order with the levels it has just granted.
+Fulfillment calls :func:`queue_order_emails` once for a batch of orders, with the levels each has just granted.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy.orm import Session
@@ -20,19 +22,30 @@ def access_added_context(member: Member, levels: list[Level]) -> dict:
             "courses": course_links(levels), "account_url": f"{current_app.config['SITE_URL']}/account"}
 
 
-def queue_access_added(session: Session, member: Member, levels: list[Level], *, event_key: str) -> None:
+def _access_added(member: Member, levels: list[Level], event_key: str) -> tuple:
     """Once per (member, order): a redelivered order grants nothing new and finds the key used."""
-    if levels:
-        email_services.enqueue(session, "access_added", member.email, access_added_context(member, levels),
-                               dedupe_key=f"access_added:member:{member.id}:{event_key}"[:200],
-                               member_id=member.id)
+    return ("access_added", member.email, access_added_context(member, levels),
+            f"access_added:member:{member.id}:{event_key}"[:200], member.id)
 
 
-def queue_order_emails(session: Session, member: Member, levels: list[Level], *, created: bool,
-                       access_added_email: bool, event_key: str) -> None:
-    """The welcome email for a member this order created; else, if the cart's owner asked for it, the
-    "you now have access to" email listing the levels the order has just opened."""
-    if created:
-        services.queue_welcome_email(session, member, levels)
-    elif access_added_email:
-        queue_access_added(session, member, levels, event_key=event_key)
+@dataclass(frozen=True)
+class OrderEmails:
+    """What one order has just given one member: the levels, whether the order created them, and whether its
+    cart's owner wants existing members told."""
+    member: Member
+    levels: list[Level]
+    created: bool
+    access_added_email: bool
+    event_key: str
+
+
+def queue_order_emails(session: Session, orders: list[OrderEmails]) -> None:
+    """For each order: the welcome email for a member it created; else, if the cart's owner asked for it, the
+    "you now have access to" email listing the levels it has just opened. One statement for a batch."""
+    messages = []
+    for order in orders:
+        if order.created:
+            messages.append(services.welcome_message(order.member, order.levels))
+        elif order.access_added_email and order.levels:
+            messages.append(_access_added(order.member, order.levels, order.event_key))
+    email_services.enqueue_many(session, messages)

@@ -25,6 +25,7 @@ import enum
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -97,19 +98,27 @@ def open_grant(session: Session, member: Member, level: Level, *, source_kind: s
     return grant
 
 
-def open_lines(session: Session, rows: list[dict]) -> list[tuple[int, str, int]]:
-    """Open one grant per (order line, level) in one statement; ``rows`` from :func:`new_grant_values`.
+class OpenedLine(NamedTuple):
+    grant_id: int
+    integration_id: int | None
+    order_ref: str | None
+    line_ref: str | None
+    level_id: int
+
+
+def open_lines(session: Session, rows: list[dict]) -> list[OpenedLine]:
+    """Open one grant per (order line, level) in one statement; ``rows`` from :func:`new_grant_values`, for one
+    order or a batch of them.
 
     The order line's unique key skips what an earlier or concurrent delivery of the same order already
-    granted, so a second delivery adds only what is new. Returns ``(grant id, line_ref, level_id)`` of those
-    opened now."""
+    granted, so a second delivery adds only what is new. Returns the grants opened now."""
     if not rows:
         return []
     inserted = insert_ignoring_conflicts(session, Grant, ORDER_LINE_KEY, rows,
-                                         returning=("id", "line_ref", "level_id"))
-    opened = [(grant_id, line_ref, level_id) for grant_id, line_ref, level_id in inserted]
+                                         returning=("id", "integration_id", "order_ref", "line_ref", "level_id"))
+    opened = [OpenedLine(*row) for row in inserted]
     if opened:
-        signals.grants_opened.send(session, grant_ids=[g for g, _, _ in opened],
+        signals.grants_opened.send(session, grant_ids=[line.grant_id for line in opened],
                                    member_ids=sorted({row["member_id"] for row in rows}))
     return opened
 

@@ -62,37 +62,64 @@ def update_member(session: Session, member: Member, changes: dict) -> Member:
 
 
 def find_or_create_member(session: Session, email: str, *, name: str = "") -> tuple[Member, bool]:
-    """The member with this email (any case), or a new one. Returns ``(member, created)``.
-
-    Safe when two transactions race for the same new email: see :func:`create_or_find_member`.
-    """
+    """The member with this email (any case), or a new one. Returns ``(member, created)``: the one-person form
+    of :func:`find_or_create_members`."""
     normalised = normalise_email(email)
-    member = session.scalar(select(Member).where(Member.email == normalised))
-    if member is not None:
-        if name.strip() and not member.name:
-            member.name = name.strip()
-        return member, False
-    return create_or_find_member(session, normalised, name=name)
+    return find_or_create_members(session, {normalised: name})[normalised]
+
+
+def members_by_email(session: Session, emails) -> dict[str, Member]:
+    """The members with these (normalised) emails, in one statement."""
+    emails = list(dict.fromkeys(emails))
+    if not emails:
+        return {}
+    return {member.email: member for member in session.scalars(select(Member).where(Member.email.in_(emails)))}
+
+
+def find_or_create_members(session: Session, people: dict[str, str]) -> dict[str, tuple[Member, bool]]:
+    """For each normalised email (mapped to the name to give a new member), the member who has it, or a new one:
+    ``{email: (member, created)}``. One statement to look them up, one to create the missing; a member found
+    without a name takes the one given. Safe when two transactions race for the same new email (see
+    :func:`create_or_find_members`)."""
+    found = members_by_email(session, people)
+    for email, member in found.items():
+        if people[email].strip() and not member.name:
+            member.name = people[email].strip()
+    result = {email: (member, False) for email, member in found.items()}
+    missing = {email: name for email, name in people.items() if email not in found}
+    result.update(create_or_find_members(session, missing))
+    return result
 
 
 def create_or_find_member(session: Session, email: str, *, name: str = "") -> tuple[Member, bool]:
-    """A new member with this email, or the one that has it. Returns ``(member, created)``.
+    """:func:`create_or_find_members` for one email."""
+    normalised = normalise_email(email)
+    return create_or_find_members(session, {normalised: name})[normalised]
+
+
+def create_or_find_members(session: Session, people: dict[str, str]) -> dict[str, tuple[Member, bool]]:
+    """New members for these normalised emails, or the ones that have them: ``{email: (member, created)}``.
 
     Inserts first (one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, no savepoint): for callers that have
-    just looked the email up and found nobody, such as a cart order. When two transactions race for the same
-    new email, the loser's insert waits for the winner's commit, does nothing, and the loser finds that row.
-    """
-    normalised = normalise_email(email)
+    just looked the emails up and found nobody, such as cart orders. When two transactions race for the same
+    new email, the loser's insert waits for the winner's commit, does nothing for that row, and the loser finds
+    it with one more statement."""
+    if not people:
+        return {}
     moment = timeutil.now()
-    values = dict(email=normalised, name=name.strip(), external_source=None, keap_contact_id=None,
-                  password_hash=None, login_nonce="", created_at=moment, updated_at=moment)
-    inserted = insert_ignoring_conflicts(session, Member, ("email",), [values])
-    if inserted:
-        return attach(session, Member, {**values, "id": inserted[0].id}), True
-    member = session.scalar(select(Member).where(Member.email == normalised))
-    if member is None:  # pragma: no cover - the conflicting row vanished again
-        raise DuplicateEmail()
-    return member, False
+    values = {email: dict(email=email, name=name.strip(), external_source=None, keap_contact_id=None,
+                          password_hash=None, login_nonce="", created_at=moment, updated_at=moment)
+              for email, name in people.items()}
+    inserted = insert_ignoring_conflicts(session, Member, ("email",), list(values.values()),
+                                         returning=("id", "email"))
+    result = {row.email: (attach(session, Member, {**values[row.email], "id": row.id}), True) for row in inserted}
+    taken = [email for email in people if email not in result]
+    if taken:
+        found = members_by_email(session, taken)
+        if len(found) < len(taken):  # pragma: no cover - a conflicting row vanished again
+            raise DuplicateEmail()
+        result.update((email, (member, False)) for email, member in found.items())
+    return result
 
 
 def levels_with_access(session: Session, member_id: int, moment: datetime | None = None) -> list[Level]:
@@ -173,8 +200,12 @@ def welcome_context(member: Member, levels: list[Level]) -> dict:
 
 def queue_welcome_email(session: Session, member: Member, levels: list[Level]) -> None:
     """The welcome email with a one-click login link: once per member, ever."""
-    email_services.enqueue(session, "welcome", member.email, welcome_context(member, levels),
-                           dedupe_key=f"welcome:member:{member.id}", member_id=member.id)
+    email_services.enqueue_many(session, [welcome_message(member, levels)])
+
+
+def welcome_message(member: Member, levels: list[Level]) -> tuple:
+    """The welcome email as ``emails.services.enqueue_many`` takes it, keyed once per member."""
+    return ("welcome", member.email, welcome_context(member, levels), f"welcome:member:{member.id}", member.id)
 
 
 def _login_context(member: Member) -> dict:

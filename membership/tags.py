@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, bindparam, delete, select, text
@@ -169,16 +170,102 @@ def remove_tag(session: Session, member: Member, name: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Tagging:
+    """One member to tag: by what (``AppliedBy``), with a source shown to the owner, and the key of the
+    ``tag_added`` event it announces when the tag is new to them."""
+    member: Member
+    name: str
+    applied_by: str
+    source: str | None
+    event_key: str
+    integration_id: int | None = None
+
+
 def tag_member(session: Session, member: Member, name: str, *, applied_by: str, source: str | None,
                event_key: str, integration_id: int | None = None, depth: int = 0) -> bool:
-    """Tag the member and announce ``member_tagged`` (automations hear ``tag_added``) when the tag is new to
-    them. Returns whether it was new."""
-    name = normalise_tag_name(name)
-    if add_tag(session, member, name, applied_by=applied_by, source=source) is None:
-        return False
-    signals.member_tagged.send(session, member=member, event_key=event_key, tag=name,
-                               integration_id=integration_id, depth=depth)
-    return True
+    """Tag the member and announce it (automations hear ``tag_added``) when the tag is new to them. Returns
+    whether it was new: :func:`tag_members` for one member."""
+    return bool(tag_members(session, [Tagging(member, name, applied_by, source, event_key, integration_id)],
+                            depth=depth))
+
+
+def tag_members(session: Session, taggings: list[Tagging], *, depth: int = 0) -> list[Tagging]:
+    """Tag many members at once and announce ``members_tagged`` for those the tag is new to (returned).
+
+    The common case is one statement for the whole batch: the tags exist, and each member is new to theirs (new
+    buyers' purchase tags). A tag used for the first time is created; a member who already carries a tag is left
+    as they were. A concurrent transaction that tagged a member first wins; nothing is inserted twice."""
+    firsts: dict[tuple[int, str], Tagging] = {}
+    for tagging in taggings:  # the first of a member's taggings with one name applies it (its source is shown)
+        firsts.setdefault((tagging.member.id, normalise_tag_name(tagging.name)), tagging)
+    wanted = list(firsts.items())
+    if not wanted:
+        return []
+    moment = timeutil.now()
+    rows = [dict(member_id=member_id, name=name, applied_at=moment, applied_by=t.applied_by,
+                 source=(t.source or None) and t.source[:200]) for (member_id, name), t in wanted]
+    inserted = {(row.member_id, row.tag_id) for row in session.execute(_tag_statement(len(rows)), {
+        f"{key}_{i}": value for i, row in enumerate(rows) for key, value in row.items()})}
+    names = {name for _, name in (key for key, _ in wanted)}
+    per_member = {}
+    for member_id, _ in (key for key, _ in wanted):
+        per_member[member_id] = per_member.get(member_id, 0) + 1
+    tag_ids: dict[str, int] = {}
+    if len(inserted) < len(wanted) or any(count > 1 for count in per_member.values()):
+        tag_ids = {name: tag_id for name, tag_id in session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(names)))}
+    added: list[Tagging] = []
+    missing: list[dict] = []
+    for ((member_id, name), tagging), row in zip(wanted, rows):
+        tag_id = tag_ids.get(name)
+        if tag_id is None and per_member[member_id] == 1:  # the one row this member could have had inserted
+            tag_id = next((t for m, t in inserted if m == member_id), None)
+        if tag_id is None:
+            missing.append(row)  # a tag used for the first time
+        elif (member_id, tag_id) in inserted:
+            _attach_tagged(session, row, tag_id)
+            added.append(tagging)
+    for row in missing:
+        tag = get_or_create_tag(session, row["name"])
+        values = {key: value for key, value in row.items() if key != "name"}
+        if insert_ignoring_conflicts(session, MemberTag, ("member_id", "tag_id"), [{**values, "tag_id": tag.id}],
+                                     returning=("tag_id",)):
+            _attach_tagged(session, row, tag.id)
+            added.append(firsts[(row["member_id"], row["name"])])
+    if added:
+        signals.members_tagged.send(session, events=[
+            dict(member=t.member, event_key=t.event_key, tag=normalise_tag_name(t.name),
+                 integration_id=t.integration_id) for t in added], depth=depth)
+    return added
+
+
+def _attach_tagged(session: Session, row: dict, tag_id: int) -> None:
+    attach(session, MemberTag, {**{key: value for key, value in row.items() if key != "name"}, "tag_id": tag_id})
+
+
+_TAG_STATEMENTS: dict[int, object] = {}
+
+
+def _tag_statement(count: int):
+    """``INSERT INTO member_tags ... SELECT`` from a VALUES list joined to the tags by name, built once per row
+    count (so the compiled cache serves it), as ``sqlutil.insert_ignoring_conflicts`` does for plain inserts."""
+    statement = _TAG_STATEMENTS.get(count)
+    if statement is None:
+        values = ", ".join(f"(:member_id_{i}, :name_{i}, :applied_at_{i}, :applied_by_{i}, :source_{i})"
+                           for i in range(count))
+        binds = []
+        for i in range(count):
+            binds += [bindparam(f"member_id_{i}", type_=Integer()), bindparam(f"name_{i}", type_=String()),
+                      bindparam(f"applied_at_{i}", type_=MemberTag.__table__.c.applied_at.type),
+                      bindparam(f"applied_by_{i}", type_=String()), bindparam(f"source_{i}", type_=String())]
+        statement = _TAG_STATEMENTS[count] = text(
+            f"WITH new (member_id, name, applied_at, applied_by, source) AS (VALUES {values}) "
+            "INSERT INTO member_tags (member_id, tag_id, applied_at, applied_by, source) "
+            "SELECT new.member_id, tags.id, new.applied_at, new.applied_by, new.source FROM new "
+            "JOIN tags ON tags.name = new.name WHERE true "
+            "ON CONFLICT (member_id, tag_id) DO NOTHING RETURNING member_id, tag_id"
+        ).bindparams(*binds).columns(member_id=Integer(), tag_id=Integer())
+    return statement
 
 
 def untag_member(session: Session, member: Member, name: str, *, event_key: str,

@@ -92,8 +92,9 @@ def test_open_lines_opens_each_order_line_once_in_one_statement(session, world):
     again = grants.open_lines(session, rows + [grants.new_grant_values(
         member_id=world["members"][0].id, level=world["level"], starts_at=NOW, source_kind=GrantSourceKind.ORDER,
         integration_id=integration.id, order_ref=f"order-{world['members'][0].id}", line_ref="bump-12")])
-    assert len(first) == 5 and [line for _, line, _ in first] == ["product-12"] * 5
-    assert [(line, level) for _, line, level in again] == [("bump-12", world["level"].id)]  # only what is new
+    assert len(first) == 5 and [opened.line_ref for opened in first] == ["product-12"] * 5
+    assert {opened.order_ref for opened in first} == {f"order-{m.id}" for m in world["members"]}
+    assert [(o.line_ref, o.level_id) for o in again] == [("bump-12", world["level"].id)]  # only what is new
     opened = session.scalars(select(Grant).order_by(Grant.id)).all()
     assert len(opened) == 6 and {g.ends_at for g in opened[:5]} == {NOW + timedelta(days=30)}
 
