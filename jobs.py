@@ -82,7 +82,8 @@ def celery_init_app(app: Flask) -> Celery:
 def _run_logged(task: Task, args: tuple, kwargs: dict | None = None) -> object:
     started = time.perf_counter()
     # Ids only: a job's other arguments (an email address, say) never reach the logs.
-    ids = {"ids": [a for a in args if isinstance(a, int) and not isinstance(a, bool)]}
+    flat = [v for a in args for v in (a if isinstance(a, (list, tuple)) else [a])]
+    ids = {"ids": [a for a in flat if isinstance(a, int) and not isinstance(a, bool)]}
     try:
         result = task.run(*args, **(kwargs or {}))
     except Exception:

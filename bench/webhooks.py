@@ -206,7 +206,8 @@ def server_env(run: str) -> dict | None:
         print("Set DATABASE_URL (PostgreSQL) to the database to benchmark against.", file=sys.stderr)
         return None
     workdir = Path(tempfile.mkdtemp(prefix="coursegate-bench-"))
-    return {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + run),
+    (workdir / "metrics").mkdir()
+    return {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"), "DATABASE_URL": database_url, "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + run),
             "COURSEGATE_LOG_LEVEL": "WARNING", "COURSEGATE_MAIL_DIR": str(workdir / "mail"),
             "SITE_URL": "http://127.0.0.1",
             # Rate limits are not measured here: let several workers count them each on their own.
@@ -247,6 +248,40 @@ def gunicorn(env: dict, workers: int, threads: int, port: int | None = None):
         server.wait(timeout=30)
 
 
+def batch_sizes(port: int) -> dict:
+    """The group-commit receiver's batch sizes, from the server's /metrics (all workers): ``{"count", "sum",
+    "buckets": {upper bound: batches of at most that size}}``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    found = {"count": 0.0, "sum": 0.0, "buckets": {}}
+    for line in text.splitlines():
+        if not line.startswith("coursegate_fulfilment_batch_size"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        if name.startswith("coursegate_fulfilment_batch_size_bucket"):
+            bound = name.split('le="', 1)[1].split('"', 1)[0]
+            found["buckets"][bound] = float(value)
+        elif name.startswith("coursegate_fulfilment_batch_size_count"):
+            found["count"] = float(value)
+        elif name.startswith("coursegate_fulfilment_batch_size_sum"):
+            found["sum"] = float(value)
+    return found
+
+
+def describe_batches(found: dict) -> str:
+    if not found["count"]:
+        return "none seen (/metrics had no coursegate_fulfilment_batch_size)"
+    parts, below = [], 0.0
+    for bound, cumulative in found["buckets"].items():
+        if cumulative - below:
+            label = "more" if bound == "+Inf" else f"<={float(bound):.0f}"
+            parts.append(f"{label}: {cumulative - below:.0f}")
+        below = cumulative
+    return (f"{found['count']:.0f} batches, mean {found['sum'] / found['count']:.1f} deliveries "
+            f"({', '.join(parts)})")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -256,7 +291,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=5000, help="deliveries to send (default 5000)")
     parser.add_argument("-c", type=int, default=16, help="concurrent clients (default 16)")
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 2) * 2, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2, as gunicorn.conf.py)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--inline-email", action="store_true",
                         help="deliver welcome emails in the web process after each response (the embedded "
@@ -343,6 +378,7 @@ def main() -> int:
         with CpuMeter(server.pid, database_url) as meter:
             seconds, results = client.run(work)
         cpu = meter.used
+        batches = batch_sizes(port)
 
     import json
 
@@ -389,6 +425,7 @@ def main() -> int:
           f"   mean {statistics.fmean(latencies) * 1000:.1f} ms")
     print(f"  no-op floor     {floor_rate:.0f} req/s (GET /healthz, same server, same C); "
           f"fulfilment is {rate / floor_rate:.0%} of the floor")
+    print(f"  batch sizes     {describe_batches(batches)}")
     print("  CPU per delivery " + "   ".join(f"{name} {used / len(results) * 1000:.1f} ms" for name, used in cpu.items())
           + f"   (machine: {os.cpu_count()} cores = {os.cpu_count() * 1000 / rate:.1f} ms of CPU per delivery)")
     ok = bad == 0

@@ -61,8 +61,10 @@ def _outbox_rows(session: Session, messages: list[tuple[str, str, dict, str | No
 def _insert(session: Session, rows: list[dict]) -> list[int]:
     """Store the rows in one statement (a dedupe key already used is skipped) and deliver each after commit."""
     ids = [row.id for row in insert_ignoring_conflicts(session, OutboundEmail, ("dedupe_key",), rows)]
-    for email_id in ids:
-        jobs.after_commit(session, "emails.deliver", email_id)
+    if len(ids) == 1:
+        jobs.after_commit(session, "emails.deliver", ids[0])
+    elif ids:
+        jobs.after_commit(session, "emails.deliver_many", ids)
     return ids
 
 

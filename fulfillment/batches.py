@@ -17,10 +17,12 @@ arrival order.
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 from dataclasses import dataclass
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,6 +33,9 @@ from fulfillment.models import Integration
 # Enough to share one commit among every request a busy process holds; small enough that a batch's statements
 # stay short (each is a multi-row VALUES list) and a retry one by one stays quick.
 MAX_BATCH = 64
+# How long a leader waits for deliveries already being read by this process's other threads, at most. A request
+# alone never waits: nobody else is arriving.
+LINGER_SECONDS = 0.003
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,17 @@ class Batcher:
         self._changed = threading.Condition()
         self._waiting: list[_Waiting] = []
         self._leading = False
+        self._arriving = 0  # requests in a receiver that have not handed their delivery over yet
+
+    def arrive(self) -> None:
+        with self._changed:
+            self._arriving += 1
+
+    def leave(self) -> None:
+        """A request that arrived will hand nothing over (refused, or not an order)."""
+        with self._changed:
+            self._arriving -= 1
+            self._changed.notify_all()
 
     def waiting(self) -> int:
         """How many deliveries wait for a leader (for /metrics-style introspection and tests)."""
@@ -66,19 +82,29 @@ class Batcher:
     def fulfil(self, session: Session, delivery: services.Delivery) -> Answer:
         """Store and process ``delivery`` with whatever else is waiting; returns once its batch has committed.
 
-        The caller's transaction is ended first (its reads are done): a waiting request holds no connection
-        and no snapshot, and the leader works in its own session."""
+        A request that must wait ends its transaction first (its reads are done), so it holds no connection and
+        no snapshot meanwhile; a request that leads at once carries on in its own session and transaction."""
         mine = _Waiting(delivery.integration.id, delivery)
-        session.rollback()
         with self._changed:
             self._waiting.append(mine)
+            if g.pop(_ARRIVED, False):
+                self._arriving -= 1
+            self._changed.notify_all()
+            lead_now = not self._leading
+            if lead_now:
+                self._leading = True
+        if not lead_now:
+            session.rollback()
         while True:
             with self._changed:
-                while self._leading and not mine.done:
-                    self._changed.wait()
-                if mine.done:
-                    break
-                self._leading = True
+                if not lead_now:
+                    while self._leading and not mine.done:
+                        self._changed.wait()
+                    if mine.done:
+                        break
+                    self._leading = True
+                lead_now = False
+                self._gather()
                 batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
             try:
                 _fulfil(session, batch)
@@ -90,6 +116,35 @@ class Batcher:
             raise mine.error
         assert mine.answer is not None
         return mine.answer
+
+    def _gather(self) -> None:
+        """Called holding the lock: give deliveries that this process is reading right now a moment to join."""
+        deadline = time.monotonic() + LINGER_SECONDS
+        while self._arriving > 0 and len(self._waiting) < self.max_batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._changed.wait(left)
+
+
+_ARRIVED = "coursegate_batch_arrived"
+
+
+def receiver(view):
+    """For a webhook view: while it reads and authenticates its delivery, a leader knows one more is coming."""
+
+    @functools.wraps(view)
+    def counted(*args, **kwargs):
+        receiving = batcher()
+        receiving.arrive()
+        g.setdefault(_ARRIVED, True)
+        try:
+            return view(*args, **kwargs)
+        finally:
+            if g.pop(_ARRIVED, False):  # it handed nothing over
+                receiving.leave()
+
+    return counted
 
 
 def _fulfil(session: Session, batch: list[_Waiting]) -> None:

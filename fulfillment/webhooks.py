@@ -91,6 +91,7 @@ def _json_text(body: bytes) -> str:
 
 
 @bp.route("/thrivecart/<int:integration_id>", methods=["HEAD", "POST"])
+@batches.receiver
 def thrivecart(integration_id: int):
     """ThriveCart account webhooks: form (bracket keys) or JSON; ``thrivecart_secret`` in the body."""
     started = time.perf_counter()
@@ -111,6 +112,7 @@ def thrivecart(integration_id: int):
 
 
 @bp.route("/keap/<int:integration_id>", methods=["POST"])
+@batches.receiver
 def keap(integration_id: int):
     """A Keap campaign's "Send HTTP Post" step (form, or JSON): ``key`` in the URL query or as a pair."""
     integration = _integration(integration_id, IntegrationKind.KEAP)
@@ -155,6 +157,7 @@ def _settle_payment(tree: dict):
 
 
 @bp.route("/stripe/<int:integration_id>", methods=["POST"])
+@batches.receiver
 def stripe_webhook(integration_id: int):
     """Stripe: ``Stripe-Signature`` verified over the raw body with the integration's ``whsec_`` secret."""
     return _receive_signed_json(integration_id, IntegrationKind.STRIPE, signatures.verify_stripe,
@@ -162,6 +165,7 @@ def stripe_webhook(integration_id: int):
 
 
 @bp.route("/generic/<int:integration_id>", methods=["POST"])
+@batches.receiver
 def generic(integration_id: int):
     """Any other cart: our JSON format, signed with ``X-Coursegate-Signature`` (see README)."""
     return _receive_signed_json(integration_id, IntegrationKind.GENERIC, signatures.verify_generic,
