@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import observability
@@ -46,72 +45,92 @@ class Answer:
 
 
 class _Waiting:
-    def __init__(self, integration_id: int, delivery: services.Delivery):
-        self.integration_id = integration_id
+    """A request's delivery until its batch has committed. Its thread sleeps on ``wakeup`` until it is either
+    done (answered) or handed the lead (to fulfil the next batch)."""
+
+    def __init__(self, delivery: services.Delivery):
         self.delivery = delivery
+        self.integration_id = delivery.integration.id
         self.answer: Answer | None = None
         self.error: BaseException | None = None
         self.done = False
+        self.lead = False
+        self.wakeup = threading.Event()
 
 
 class Batcher:
-    """One per app: the deliveries waiting in this process and whether a request is fulfilling a batch."""
+    """One per app: the deliveries waiting in this process and whether a request is fulfilling a batch.
+
+    Exactly one request leads at a time. When its batch has committed it wakes the requests it answered and
+    hands the lead to the oldest delivery still waiting (or gives it up when none is): no thread is woken
+    only to find there is nothing for it to do."""
 
     def __init__(self, max_batch: int = MAX_BATCH):
         self.max_batch = max_batch
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # a leader gathering waits on this
         self._waiting: list[_Waiting] = []
         self._leading = False
+        self._gathering = False
         self._arriving = 0  # requests in a receiver that have not handed their delivery over yet
 
     def arrive(self) -> None:
-        with self._changed:
+        with self._lock:
             self._arriving += 1
 
     def leave(self) -> None:
         """A request that arrived will hand nothing over (refused, or not an order)."""
-        with self._changed:
+        with self._lock:
             self._arriving -= 1
-            self._changed.notify_all()
+            if self._gathering:
+                self._arrived.notify()
 
     def waiting(self) -> int:
-        """How many deliveries wait for a leader (for /metrics-style introspection and tests)."""
-        with self._changed:
+        """How many deliveries wait for a leader (for introspection and tests)."""
+        with self._lock:
             return len(self._waiting)
 
     def fulfil(self, session: Session, delivery: services.Delivery) -> Answer:
         """Store and process ``delivery`` with whatever else is waiting; returns once its batch has committed.
 
-        A request that must wait ends its transaction first (its reads are done), so it holds no connection and
-        no snapshot meanwhile; a request that leads at once carries on in its own session and transaction."""
-        mine = _Waiting(delivery.integration.id, delivery)
-        with self._changed:
+        A request that must wait ends its transaction first (its reads are done; the integration it read is
+        kept, detached, for the leader), so it holds no connection and no snapshot meanwhile. A request that
+        leads at once carries on in its own session and transaction."""
+        mine = _Waiting(delivery)
+        with self._lock:
             self._waiting.append(mine)
             if g.pop(_ARRIVED, False):
                 self._arriving -= 1
-            self._changed.notify_all()
-            lead_now = not self._leading
-            if lead_now:
-                self._leading = True
-        if not lead_now:
+            if self._gathering:
+                self._arrived.notify()
+            if not self._leading:
+                self._leading = mine.lead = True
+        if not mine.lead:
+            session.expunge(delivery.integration)
             session.rollback()
-        while True:
-            with self._changed:
-                if not lead_now:
-                    while self._leading and not mine.done:
-                        self._changed.wait()
-                    if mine.done:
-                        break
-                    self._leading = True
-                lead_now = False
+        while not mine.done:
+            if not mine.lead:
+                mine.wakeup.wait()
+                mine.wakeup.clear()
+                continue
+            with self._lock:
                 self._gather()
                 batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
             try:
                 _fulfil(session, batch)
             finally:
-                with self._changed:
-                    self._leading = False
-                    self._changed.notify_all()
+                mine.lead = False
+                with self._lock:
+                    successor = self._waiting[0] if self._waiting else None
+                    if successor is None:
+                        self._leading = False
+                    else:
+                        successor.lead = True
+                for item in batch:
+                    if item is not mine:
+                        item.wakeup.set()
+                if successor is not None and successor is not mine:
+                    successor.wakeup.set()
         if mine.error is not None:
             raise mine.error
         assert mine.answer is not None
@@ -120,11 +139,15 @@ class Batcher:
     def _gather(self) -> None:
         """Called holding the lock: give deliveries that this process is reading right now a moment to join."""
         deadline = time.monotonic() + LINGER_SECONDS
-        while self._arriving > 0 and len(self._waiting) < self.max_batch:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._changed.wait(left)
+        self._gathering = True
+        try:
+            while self._arriving > 0 and len(self._waiting) < self.max_batch:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._arrived.wait(left)
+        finally:
+            self._gathering = False
 
 
 _ARRIVED = "coursegate_batch_arrived"
@@ -170,7 +193,7 @@ def _fulfil(session: Session, batch: list[_Waiting]) -> None:
 
 
 def _commit(session: Session, batch: list[_Waiting]) -> None:
-    integrations = _integrations(session, {item.integration_id for item in batch})
+    integrations = _integrations(session, batch)
     deliveries = [services.Delivery(integrations[item.integration_id], item.delivery.event, item.delivery.body,
                                     item.delivery.content_type, item.delivery.headers) for item in batch]
     rows = services.receive_many(session, deliveries)
@@ -181,14 +204,15 @@ def _commit(session: Session, batch: list[_Waiting]) -> None:
         _settle(item, answer=answer)
 
 
-def _integrations(session: Session, ids: set[int]) -> dict[int, Integration]:
-    """The batch's integrations in the leader's session (each request read its own in its own session)."""
-    found = {i: session.get(Integration, i) for i in ids if session.identity_map.get(
-        session.identity_key(Integration, i)) is not None}
-    missing = ids - found.keys()
-    if missing:
-        found.update((integration.id, integration) for integration in session.scalars(
-            select(Integration).where(Integration.id.in_(missing))))
+def _integrations(session: Session, batch: list[_Waiting]) -> dict[int, Integration]:
+    """The batch's integrations in the leader's session: its own, and the others' as each request read them
+    (merged without a query)."""
+    found: dict[int, Integration] = {}
+    for item in batch:
+        integration = item.delivery.integration
+        if integration.id not in found:
+            found[integration.id] = integration if integration in session else session.merge(integration,
+                                                                                             load=False)
     return found
 
 
