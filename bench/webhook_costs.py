@@ -7,7 +7,7 @@ deliveries one at a time through the Flask test client and reports, per kind of 
 buyer, redelivery, and ``GET /healthz`` as the floor), and last new buyers 8 at a time from 8 threads, which the
 group-commit receiver fulfils in batches (their CPU is the whole process's):
 
-- SQL statements sent by the app (cursor executes, SAVEPOINT/RELEASE included), plus BEGIN/COMMIT/ROLLBACK and
+- SQL statements sent by the app (cursor executes on its engine and on its autocommit twin, SAVEPOINT/RELEASE included), plus BEGIN/COMMIT/ROLLBACK and
   the pool's pre-ping ``SELECT 1``, counted separately;
 - CPU of the web process per request (thread CPU time, so other processes on the machine do not count);
 - CPU of the PostgreSQL backend serving the connection (its /proc utime+stime), when the server is local.
@@ -82,9 +82,16 @@ def main() -> int:
     statements: list[str] = []
     transactions: Counter = Counter()
 
-    @event.listens_for(engine, "before_cursor_execute")
     def _count(conn, cursor, statement, parameters, context, executemany):
         statements.append(" ".join(statement.split())[:150])
+
+    # The session's engine, and its autocommit twin (single-statement reads: the receiver's integration lookup).
+    import sqlutil
+
+    with app.app_context():
+        twin = sqlutil.autocommit_engine(engine)
+    for counted_engine in (engine, twin):
+        event.listen(counted_engine, "before_cursor_execute", _count)
 
     for name in ("begin", "commit", "rollback"):
         event.listen(engine, name, lambda conn, _name=name: transactions.update([_name]))

@@ -106,7 +106,8 @@ class Batcher:
             if not self._leading:
                 self._leading = mine.lead = True
         if not mine.lead:
-            session.expunge(delivery.integration)
+            if delivery.integration in session:
+                session.expunge(delivery.integration)
             session.rollback()
         while not mine.done:
             if not mine.lead:
