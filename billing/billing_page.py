@@ -139,7 +139,6 @@ def billing():
     if member is None:
         return redirect(url_for("member_pages.login"))
     view = load(db.session, member)
-    db.session.commit()  # newly matched Keap contacts are remembered
     return render_template("billing/billing_page.html", member=member, view=view, own=view.own, keap=view.keap)
 
 
@@ -188,10 +187,10 @@ def captured(method_id: int):
         new_card = gateways.get(method.gateway).complete_setup(db.session, capture["ref"],
                                                                request.args.to_dict())
     except GatewayRefused as exc:
+        db.session.rollback()  # the redirect would commit whatever the refused capture left
         flash(exc.message, "bad")
         return redirect(url_for("billing_cards.card", method_id=method.id))
     result = card_updates.replace_card(db.session, member, method, method.gateway, new_card)
-    db.session.commit()
     _flash_result(result)
     return redirect(url_for("billing_cards.billing"))
 
@@ -208,7 +207,6 @@ def expiry(method_id: int):
         db.session.rollback()
         flash(exc.message, "bad")
         return redirect(url_for("billing_cards.card", method_id=method_id)), 303
-    db.session.commit()
     _flash_result(result)
     return redirect(url_for("billing_cards.billing"))
 
@@ -232,7 +230,6 @@ def pause(mandate_id: int):
         db.session.rollback()
         flash(exc.message, "bad")
         return redirect(url_for("billing_cards.billing")), 303
-    db.session.commit()
     flash(f"{mandate.plan.name} is paused until {mandate.pause_until:%d %B %Y}: nothing is charged until then, "
           "and your next payment moves back by the days paused.", "info")
     return redirect(url_for("billing_cards.billing")), 303
@@ -248,7 +245,6 @@ def resume(mandate_id: int):
         db.session.rollback()
         flash(exc.message, "bad")
         return redirect(url_for("billing_cards.billing")), 303
-    db.session.commit()
     flash(f"{mandate.plan.name} is running again.", "info")
     return redirect(url_for("billing_cards.billing")), 303
 
@@ -309,7 +305,6 @@ def my_subscriptions():
     bills (from the orders it sent)."""
     member = _signed_in_api()
     view = load(db.session, member)
-    db.session.commit()
     sources = [{"source": "own", "status": "ok", "message": None}]
     if view.keap.status != "not_applicable":
         sources.append(view.keap)
@@ -347,7 +342,6 @@ def pause_subscription(data, mandate_id):
     member = _signed_in_api()
     mandate = _own_mandate(member, mandate_id)
     pauses.pause(db.session, mandate, data["days"])
-    db.session.commit()
     return _own_row(member, mandate), 200, {"Cache-Control": "private, no-store"}
 
 
@@ -360,5 +354,4 @@ def resume_subscription(mandate_id):
     member = _signed_in_api()
     mandate = _own_mandate(member, mandate_id)
     pauses.resume(db.session, mandate)
-    db.session.commit()
     return _own_row(member, mandate), 200, {"Cache-Control": "private, no-store"}

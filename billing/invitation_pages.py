@@ -52,7 +52,8 @@ def invitation_page(token: str):
     if opened.problem:
         db.session.rollback()
         return _problem(opened.problem)
-    db.session.commit()  # state: opened
+    # Opened stays recorded even when the page below fails: the owner's panel shows that the link was followed.
+    db.session.commit()
     return _page(opened.invitation, token)
 
 
@@ -73,7 +74,6 @@ def start(token: str):
         return_url=site + url_for("card_invitation_pages.captured"),
         cancel_url=site + url_for("card_invitation_pages.cancelled"))
     invitation.setup_ref = setup.reference
-    db.session.commit()
     session[SESSION_KEY] = {"invitation": invitation.id, "ref": setup.reference, "gateway": gateway.name}
     return redirect(setup.redirect_url)
 
@@ -99,6 +99,8 @@ def captured():
         return render_template("billing/invitation_closed.html", title="The card was not saved",
                                message=exc.message + " Please open the link from your message again."), 422
     result = invitations.complete(db.session, invitation, gateway.name, card)
+    # The card is saved and overdue invoices may have been charged at the gateway: that is kept even when the
+    # page below fails to render.
     db.session.commit()
     session.pop(SESSION_KEY, None)
     return render_template("billing/invitation_done.html", result=result,

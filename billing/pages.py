@@ -47,7 +47,6 @@ def plan_signup(plan_id: int):
                 return_url=site + "/subscriptions/{mandate_id}/authorised",
                 cancel_url=f"{site}/plans/{plan.id}",
             )
-            db.session.commit()
             return redirect(signup.redirect_url)
     return render_template(
         "billing/plan.html", plan=plan, member=member, form=form, problems=problems,
@@ -61,7 +60,6 @@ def signing_return(mandate_id: int):
     """Where the gateway sends the customer back after they authorised their card."""
     mandate = mandates.get_mandate(db.session, mandate_id)
     invoice = mandates.complete_signing(db.session, mandate, request.args.to_dict())
-    db.session.commit()
     return redirect(links.invoice_url(invoice.id, mandate.member_id))
 
 
@@ -106,7 +104,6 @@ def pay_invoice(invoice_id: int):
     """Retry now with the card on file."""
     invoice, token = _invoice_for_viewer(invoice_id)
     attempt = charges.retry_now(db.session, invoice, initiated_by="customer")
-    db.session.commit()
     _flash_outcome(attempt.outcome)
     return _back(invoice, token)
 
@@ -138,9 +135,10 @@ def card_return(invoice_id: int):
     if not setup or setup.get("invoice") != invoice.id:
         abort(404)
     mandates.replace_card(db.session, invoice.mandate, setup["ref"], request.args.to_dict())
+    # The new card is kept even when the charge that follows is refused (a busy or closed invoice is an error
+    # page, which rolls back).
     db.session.commit()
     attempt = charges.retry_now(db.session, invoice, initiated_by="customer")
-    db.session.commit()
     _flash_outcome(attempt.outcome)
     return _back(invoice, token)
 
@@ -162,7 +160,6 @@ def authenticate(invoice_id: int):
 def authenticated(invoice_id: int):
     invoice, token = _invoice_for_viewer(invoice_id)
     attempt = charges.confirm_authentication(db.session, invoice)
-    db.session.commit()
     if attempt is not None:
         _flash_outcome(attempt.outcome)
     return _back(invoice, token)
@@ -203,8 +200,8 @@ def cancel(mandate_id: int):
     try:
         mandates.cancel_mandate(db.session, mandate, reason="customer_cancelled")
     except MandateNotCancellable as error:
+        db.session.rollback()  # the redirect would commit whatever the refused cancel left
         flash(error.message, "warn")
     else:
-        db.session.commit()
         flash(f"Your subscription to {mandate.plan.name} is cancelled; you will not be charged again.", "info")
     return redirect(safe_next(request.form.get("next"), "billing_pages.subscriptions"))

@@ -47,7 +47,6 @@ def _private(response):
 def overview():
     member = _member()
     keap = subscriptions.rows_for_member(db.session, member)
-    db.session.commit()  # newly matched contact ids are remembered
     return render_template("keap/billing.html", keap=keap)
 
 
@@ -55,6 +54,8 @@ def overview():
 def card(subscription_id: str):
     member = _member()
     row = subscriptions.find_row(db.session, member, subscription_id)
+    # Before the card-capture calls to Keap: newly matched contact ids stay remembered when Keap then fails
+    # (an error page rolls back).
     db.session.commit()
     session_key, capture = cards.begin_capture(row)
     session[CAPTURE_KEY] = capture.to_dict()
@@ -79,7 +80,6 @@ def confirm_card(subscription_id: str):
     except NoNewCard as exc:
         flash(exc.message, "warn")
         return redirect(url_for("keap_pages.card", subscription_id=subscription_id))
-    db.session.commit()
     if not result.failed:  # after a partial failure, pressing the button again moves the rest
         session.pop(CAPTURE_KEY, None)
     card = result.new_card

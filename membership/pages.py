@@ -105,7 +105,6 @@ def follow_link(token: str):
     outcome = login_links.redeem(db.session, token)
     if outcome.status == login_links.OK:
         auth.sign_in(outcome.member)
-        db.session.commit()
         return redirect(url_for("member_pages.account"))
     db.session.rollback()
     member = auth.current_member()
@@ -143,7 +142,6 @@ def password_login():
 @bp.post("/logout")
 def logout():
     auth.sign_out()
-    db.session.commit()
     flash("You are signed out.", "info")
     return redirect(url_for("member_pages.login"))
 
@@ -169,7 +167,6 @@ def set_password():
     except ma.ValidationError as error:
         return _render_account(errors=first_errors(error), status=422)
     services.set_password(db.session, g.member, form["password"])
-    db.session.commit()
     auth.sign_in(g.member)  # the password ended every other session, not this one
     flash("Your password is set. You can now also sign in with it.", "info")
     return redirect(url_for("member_pages.account"))

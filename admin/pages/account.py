@@ -45,7 +45,6 @@ def login():
             if isinstance(failure, auth.SignInPaused):
                 retry_after = failure.seconds
         else:
-            db.session.commit()
             auth.sign_in(owner)
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
@@ -57,7 +56,6 @@ def login():
 @bp.post("/logout")
 def logout():
     auth.sign_out()
-    db.session.commit()
     flash("You are signed out.")
     return redirect(url_for("admin.login"))
 
@@ -72,7 +70,6 @@ def sign_out_everywhere():
     """Ends every session of this owner, on every browser, this one included."""
     auth.end_sessions(db.session, g.owner)
     auth.sign_out()
-    db.session.commit()
     flash("You are signed out everywhere. Sign in again to continue.")
     return redirect(url_for("admin.login"))
 
@@ -90,7 +87,6 @@ def create_key():
         page = paginate(select(ApiKey).order_by(ApiKey.revoked_at.is_not(None), ApiKey.id.desc()))
         return render_template("admin/api_keys.html", page=page, form=form), 422
     row, key = create_api_key(db.session, form.name.data)
-    db.session.commit()
     # Rendered, not redirected: the key is in this one response and nowhere else (not in the session cookie).
     return render_template("admin/api_key_created.html", row=row, key=key)
 
@@ -102,6 +98,5 @@ def revoke_key(key_id: int):
         abort(404)
     if row.revoked_at is None:
         row.revoked_at = timeutil.now()
-        db.session.commit()
         flash(f"The key “{row.name}” ({row.prefix}…) is revoked; calls with it now fail.")
     return redirect(url_for("admin.api_keys"))

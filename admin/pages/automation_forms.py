@@ -107,7 +107,6 @@ def _save_rule(form: RuleForm, rule: AutomationRule | None) -> AutomationRule | 
         else:
             _show_errors(form, error.errors, error.message)
         return None
-    db.session.commit()
     return saved
 
 
@@ -150,7 +149,6 @@ def automation_enabled(rule_id: int):
         db.session.rollback()
         flash(error.message, "bad")
         return redirect(url_for("admin.automations"))
-    db.session.commit()
     flash(f"Rule “{rule.name}” {'enabled' if wanted else 'disabled'}.")
     return redirect(url_for("admin.automations"))
 
@@ -160,7 +158,6 @@ def automation_delete(rule_id: int):
     rule = _rule(rule_id)
     name = rule.name
     rules.delete_rule(db.session, rule)
-    db.session.commit()
     flash(f"Rule “{name}” deleted; its runs stay in the log.")
     return redirect(url_for("admin.automations"))
 
@@ -194,7 +191,6 @@ def _save_endpoint(form: EndpointForm, endpoint: WebhookEndpoint | None) -> Webh
         db.session.rollback()
         _show_errors(form, error.errors, error.message)
         return None
-    db.session.commit()
     return saved
 
 
@@ -236,7 +232,6 @@ def webhook_endpoint_delete(endpoint_id: int):
     endpoint = webhooks.get_endpoint(db.session, endpoint_id)
     url = endpoint.url
     webhooks.delete_endpoint(db.session, endpoint)
-    db.session.commit()
     flash(f"Endpoint {url} deleted with its deliveries. Rules that call it fail until edited.")
     return redirect(url_for("admin.automations"))
 
@@ -257,6 +252,5 @@ def webhook_redeliver(endpoint_id: int, delivery_id: int):
     """Send the same body again as a new delivery (after the commit), as the API's redeliver does."""
     endpoint = webhooks.get_endpoint(db.session, endpoint_id)
     delivery = webhooks.redeliver(db.session, webhooks.get_delivery(db.session, endpoint, delivery_id))
-    db.session.commit()
     flash(f"Delivery #{delivery_id} resent as delivery #{delivery.id}.")
     return redirect(url_for("admin.webhook_delivery", endpoint_id=endpoint.id, delivery_id=delivery.id))

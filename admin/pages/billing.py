@@ -44,14 +44,14 @@ def _interval(count: int, unit: str) -> str:
 
 
 def _act(action: Callable[[], object], done: str, back: str) -> object:
-    """A button post: run the service, commit once; a refusal is flashed with the API's message."""
+    """A button post: run the service (the request commits once the page answers); a refusal is rolled back and
+    flashed with the API's message."""
     try:
         action()
     except CoursegateError as error:
         db.session.rollback()
         flash(error.message, "bad")
         return redirect(back)
-    db.session.commit()
     flash(done)
     return redirect(back)
 
@@ -196,7 +196,6 @@ def invoice_retry(invoice_id: int):
         flash(error.message, "bad")
         return redirect(back)
     outcome, message = str(attempt.outcome), attempt.message
-    db.session.commit()
     flash(f"Charged invoice {invoice.number}: {outcome.replace('_', ' ')}." + (f" {message}" if message else ""),
           "good" if outcome == "succeeded" else "warn")
     return redirect(back)

@@ -80,12 +80,11 @@ def members_bulk():
 
 @bp.post("/members/bulk/apply")
 def members_bulk_apply():
-    """Step 2: apply it, commit once, and report what happened."""
+    """Step 2: apply it and report what happened (the request commits once the page answers)."""
     form, ids = bulk_form(), _ids()
     result = _checked_run(form, ids)
     if result is None:
         return _back(form)
-    db.session.commit()
     flash(f"Done: {_describe(form)}. {result.matched:,} matched, {result.changed:,} changed, "
           f"{result.matched - result.changed:,} unchanged.")
     return _back(form)

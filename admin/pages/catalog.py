@@ -51,7 +51,6 @@ def course_edit(course_id: int):
 def course_publish(course_id: int):
     course = catalogue.get_course(db.session, course_id)
     catalogue.update_course(db.session, course, {"status": CourseStatus.PUBLISHED})
-    db.session.commit()
     flash(f"Course “{course.title}” is published.")
     return redirect(url_for("admin.courses"))
 
@@ -60,7 +59,6 @@ def course_publish(course_id: int):
 def course_unpublish(course_id: int):
     course = catalogue.get_course(db.session, course_id)
     catalogue.update_course(db.session, course, {"status": CourseStatus.DRAFT})
-    db.session.commit()
     flash(f"Course “{course.title}” is back to draft.")
     return redirect(url_for("admin.courses"))
 

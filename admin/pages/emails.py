@@ -50,7 +50,6 @@ def email_resend(email_id: int):
         db.session.rollback()
         flash(error.message, "bad")
         return redirect(url_for("admin.email", email_id=email_id))
-    db.session.commit()
     flash(f"Email #{queued.id} to {queued.recipient} is queued.")
     return redirect(url_for("admin.email", email_id=queued.id))
 

@@ -124,7 +124,6 @@ def event_replay(event_id: int):
         flash(error.message, "bad")
         return redirect(url_for("admin.event", event_id=row.id))
     status, message, replayed_id = str(replayed.status), replayed.last_error, replayed.id
-    db.session.commit()
     flash(f"Event #{replayed_id} replayed: {status_label(status)}." + (f" {message}" if message else ""),
           "good" if status == EventStatus.PROCESSED else "warn")
     return redirect(url_for("admin.event", event_id=replayed_id))
@@ -207,7 +206,6 @@ def integration_test_delivery(integration_id: int):
         flash(error.message, "bad")
         return redirect(url_for("admin.integration", integration_id=integration.id))
     status, message, event_id = str(row.status), row.last_error, row.id
-    db.session.commit()
     flash(f"Test delivery sent as event #{event_id} for {g.owner.email}: {status_label(status)}."
           + (f" {message}" if message else ""), "good" if status == EventStatus.PROCESSED else "warn")
     return redirect(url_for("admin.integration", integration_id=integration.id) + "#deliveries-heading")

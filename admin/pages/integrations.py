@@ -141,7 +141,6 @@ def product_stop(integration_id: int, product_id: str):
             db.session.rollback()
             flash(error.message, "bad")
             return redirect(url_for("admin.integration", integration_id=integration.id))
-        db.session.commit()
         flash(f"{title} is no longer fulfilled: " + "; ".join(removed) + ". Its next purchases will need "
               "attention instead of granting; access already granted stays.", "warn")
         return redirect(url_for("admin.integration", integration_id=integration.id))

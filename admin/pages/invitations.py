@@ -79,6 +79,5 @@ def invitation_revoke(invitation_id: int):
         db.session.rollback()
         flash(error.message, "bad")
         return _back(member_id)
-    db.session.commit()
     flash("Invitation revoked: the link no longer works.", "info")
     return _back(member_id)

@@ -46,7 +46,6 @@ def member_profile(member_id: int):
         db.session.rollback()
         field_error(form, error, "email")
         return _member_page(db.session.get(Member, member_id), profile=form, status=422)
-    db.session.commit()
     if not changed:
         flash("Nothing to save: the profile was already like that.")
     else:

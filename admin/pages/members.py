@@ -153,6 +153,5 @@ def member_grant_revoke(member_id: int, grant_id: int):
 def member_welcome(member_id: int):
     member = _member(member_id)
     services.resend_welcome_email(db.session, member)
-    db.session.commit()
     flash(f"A new welcome email with a fresh login link is on its way to {member.email}.")
     return redirect(url_for("admin.member", member_id=member.id))

@@ -4,12 +4,14 @@ import logging
 import re
 
 import pytest
+import requests
 from responses import matchers
 from sqlalchemy import String, Text, select
 
 from emails.models import OutboundEmail
 from extensions import db
 from keap.models import CardChange
+from membership.models import Member
 from tests.keap import keapdata as kd
 
 CONTACT = "101"
@@ -107,6 +109,21 @@ def test_card_page_when_keap_is_down_says_so(signed_in, mocked_responses):
         kd.on_keap_down(mocked_responses)
     page = signed_in.get("/account/billing/keap/A/card")
     assert page.status_code == 503 and "could not be reached right now" in page.text
+
+
+def test_the_matched_contact_is_kept_when_keap_then_fails_to_open_the_card_form(app, signed_in, member,
+                                                                                 mocked_responses):
+    kd.on_contacts(mocked_responses, "jane@example.com", [kd.contact(CONTACT, "jane@example.com")])
+    kd.on_subscriptions(mocked_responses, CONTACT, _subs())
+    kd.on_payment_methods(mocked_responses, CONTACT, _methods())
+    kd.on_product(mocked_responses, "789", "Premium Widget")
+    kd.on_product(mocked_responses, "790", "Coaching Club")
+    kd.on_payment_methods(mocked_responses, CONTACT, _methods(), merchant_account_id="1")
+    mocked_responses.post(f"{kd.BASE}/paymentMethodConfigs", body=requests.ConnectionError("connection refused"))
+    page = signed_in.get("/account/billing/keap/A/card")
+    assert page.status_code == 503 and "could not be reached right now" in page.text
+    with app.app_context():
+        assert db.session.get(Member, member).keap_contact_id == CONTACT
 
 
 def test_card_update_patches_only_the_subscriptions_on_the_old_card_and_account(app, signed_in, member,
