@@ -292,7 +292,7 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=5000, help="deliveries to send (default 5000)")
     parser.add_argument("-c", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2, as gunicorn.conf.py)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (gthread, default 8 as gunicorn.conf.py)")
     parser.add_argument("--inline-email", action="store_true",
                         help="deliver welcome emails in the web process after each response (the embedded "
                              "default) instead of leaving them to a worker")
