@@ -118,9 +118,12 @@ def _record_events(session: Session, values: list[dict]) -> list[AutomationEvent
     transaction inserting the same key makes this wait for it, then do nothing for that row."""
     if session.get_bind().dialect.name not in ("postgresql", "sqlite"):  # pragma: no cover - other databases
         return [_record_event_apart(session, row) for row in values]
-    firsts = list({(row["trigger"], row["event_key"]): row for row in reversed(values)}.values())[::-1]
+    firsts: dict[tuple[str, str], dict] = {}
+    for row in values:  # a key twice in one batch: the first one is the event
+        firsts.setdefault((row["trigger"], row["event_key"]), row)
     inserted = {(row.trigger, row.event_key): row.id for row in insert_ignoring_conflicts(
-        session, AutomationEvent, ("trigger", "event_key"), firsts, returning=("id", "trigger", "event_key"))}
+        session, AutomationEvent, ("trigger", "event_key"), list(firsts.values()),
+        returning=("id", "trigger", "event_key"))}
     result, used = [], set()
     for row in values:
         key = (row["trigger"], row["event_key"])

@@ -40,13 +40,8 @@ def enqueue(session: Session, template: str, to: str, context: dict, *, dedupe_k
 def _outbox_rows(session: Session, messages: list[tuple[str, str, dict, str | None, int | None]]) -> list[dict]:
     """Every column of each message's outbox row, rendered with the owner's overrides (read in one statement)."""
     templates = {template for template, *_ in messages}
-    if len(templates) == 1:
-        (template,) = templates
-        override = get_override(session, template)
-        overrides = {template: override} if override is not None else {}
-    else:
-        overrides = {o.template: o for o in session.scalars(
-            select(EmailTemplateOverride).where(EmailTemplateOverride.template.in_(templates)))}
+    overrides = {o.template: o for o in session.scalars(
+        select(EmailTemplateOverride).where(EmailTemplateOverride.template.in_(templates)))}
     moment = timeutil.now()
     rows = []
     for template, to, context, dedupe_key, member_id in messages:

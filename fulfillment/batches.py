@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
@@ -50,7 +50,6 @@ class _Waiting:
 
     def __init__(self, delivery: services.Delivery):
         self.delivery = delivery
-        self.integration_id = delivery.integration.id
         self.answer: Answer | None = None
         self.error: BaseException | None = None
         self.done = False
@@ -195,8 +194,7 @@ def _fulfil(session: Session, batch: list[_Waiting]) -> None:
 
 def _commit(session: Session, batch: list[_Waiting]) -> None:
     integrations = _integrations(session, batch)
-    deliveries = [services.Delivery(integrations[item.integration_id], item.delivery.event, item.delivery.body,
-                                    item.delivery.content_type, item.delivery.headers) for item in batch]
+    deliveries = [replace(item.delivery, integration=integrations[item.delivery.integration.id]) for item in batch]
     rows = services.receive_many(session, deliveries)
     # Read before the commit: it expires every object, and reading one afterwards would cost a query each.
     answers = [Answer(str(row.status), row.id) for row in rows]

@@ -26,7 +26,7 @@ from extensions import db
 from fulfillment import batches, cleaning, parsers, services, signatures
 from fulfillment.errors import IntegrationNotFound, UnparseableBody
 from fulfillment.parsers import keap as keap_parser
-from fulfillment.models import EventStatus, Integration, IntegrationKind, WebhookEvent
+from fulfillment.models import EventStatus, Integration, IntegrationKind
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 

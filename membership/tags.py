@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -122,38 +123,11 @@ def delete_tag(session: Session, tag: Tag) -> None:
     session.flush()
 
 
-_TAG_MEMBER = text(
-    "INSERT INTO member_tags (member_id, tag_id, applied_at, applied_by, source) "
-    "SELECT :member_id, tags.id, :applied_at, :applied_by, :source FROM tags WHERE tags.name = :name "
-    "ON CONFLICT (member_id, tag_id) DO NOTHING RETURNING tag_id"
-).bindparams(bindparam("member_id", type_=Integer()), bindparam("applied_at", type_=MemberTag.__table__.c.applied_at.type),
-             bindparam("applied_by", type_=String()), bindparam("source", type_=String()),
-             bindparam("name", type_=String()))
-
-
 def add_tag(session: Session, member: Member, name: str, *, applied_by: str,
             source: str | None = None) -> MemberTag | None:
     """Tag ``member``. Returns the new row, or None when the member already carried the tag."""
-    name = normalise_tag_name(name)
-    values = dict(member_id=member.id, applied_at=timeutil.now(), applied_by=applied_by,
-                  source=(source or None) and source[:200])
-    # The common case in one statement: the tag exists and is new to the member (a new buyer's purchase tag).
-    # A concurrent transaction that tagged the member first wins; nothing is inserted twice.
-    tagged = session.execute(_TAG_MEMBER, {**values, "name": name}).first()
-    if tagged is not None:
-        return attach(session, MemberTag, {**values, "tag_id": tagged.tag_id})
-    found = session.execute(
-        select(Tag, MemberTag.member_id).outerjoin(
-            MemberTag, (MemberTag.tag_id == Tag.id) & (MemberTag.member_id == member.id))
-        .where(Tag.name == name)
-    ).first()
-    if found is not None and found.member_id is not None:
-        return None
-    tag = get_or_create_tag(session, name) if found is None else found.Tag
-    if not insert_ignoring_conflicts(session, MemberTag, ("member_id", "tag_id"), [{**values, "tag_id": tag.id}],
-                                     returning=("tag_id",)):
-        return None
-    return attach(session, MemberTag, {**values, "tag_id": tag.id, "tag": tag})
+    added = add_tags(session, [Tagging(member, name, applied_by, source)])
+    return added[0][1] if added else None
 
 
 def remove_tag(session: Session, member: Member, name: str) -> bool:
@@ -178,7 +152,7 @@ class Tagging:
     name: str
     applied_by: str
     source: str | None
-    event_key: str
+    event_key: str = ""
     integration_id: int | None = None
 
 
@@ -191,47 +165,8 @@ def tag_member(session: Session, member: Member, name: str, *, applied_by: str, 
 
 
 def tag_members(session: Session, taggings: list[Tagging], *, depth: int = 0) -> list[Tagging]:
-    """Tag many members at once and announce ``members_tagged`` for those the tag is new to (returned).
-
-    The common case is one statement for the whole batch: the tags exist, and each member is new to theirs (new
-    buyers' purchase tags). A tag used for the first time is created; a member who already carries a tag is left
-    as they were. A concurrent transaction that tagged a member first wins; nothing is inserted twice."""
-    firsts: dict[tuple[int, str], Tagging] = {}
-    for tagging in taggings:  # the first of a member's taggings with one name applies it (its source is shown)
-        firsts.setdefault((tagging.member.id, normalise_tag_name(tagging.name)), tagging)
-    wanted = list(firsts.items())
-    if not wanted:
-        return []
-    moment = timeutil.now()
-    rows = [dict(member_id=member_id, name=name, applied_at=moment, applied_by=t.applied_by,
-                 source=(t.source or None) and t.source[:200]) for (member_id, name), t in wanted]
-    inserted = {(row.member_id, row.tag_id) for row in session.execute(_tag_statement(len(rows)), {
-        f"{key}_{i}": value for i, row in enumerate(rows) for key, value in row.items()})}
-    names = {name for _, name in (key for key, _ in wanted)}
-    per_member = {}
-    for member_id, _ in (key for key, _ in wanted):
-        per_member[member_id] = per_member.get(member_id, 0) + 1
-    tag_ids: dict[str, int] = {}
-    if len(inserted) < len(wanted) or any(count > 1 for count in per_member.values()):
-        tag_ids = {name: tag_id for name, tag_id in session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(names)))}
-    added: list[Tagging] = []
-    missing: list[dict] = []
-    for ((member_id, name), tagging), row in zip(wanted, rows):
-        tag_id = tag_ids.get(name)
-        if tag_id is None and per_member[member_id] == 1:  # the one row this member could have had inserted
-            tag_id = next((t for m, t in inserted if m == member_id), None)
-        if tag_id is None:
-            missing.append(row)  # a tag used for the first time
-        elif (member_id, tag_id) in inserted:
-            _attach_tagged(session, row, tag_id)
-            added.append(tagging)
-    for row in missing:
-        tag = get_or_create_tag(session, row["name"])
-        values = {key: value for key, value in row.items() if key != "name"}
-        if insert_ignoring_conflicts(session, MemberTag, ("member_id", "tag_id"), [{**values, "tag_id": tag.id}],
-                                     returning=("tag_id",)):
-            _attach_tagged(session, row, tag.id)
-            added.append(firsts[(row["member_id"], row["name"])])
+    """:func:`add_tags`, then announce ``members_tagged`` for the taggings that were new (returned)."""
+    added = [tagging for tagging, _ in add_tags(session, taggings)]
     if added:
         signals.members_tagged.send(session, events=[
             dict(member=t.member, event_key=t.event_key, tag=normalise_tag_name(t.name),
@@ -239,8 +174,44 @@ def tag_members(session: Session, taggings: list[Tagging], *, depth: int = 0) ->
     return added
 
 
-def _attach_tagged(session: Session, row: dict, tag_id: int) -> None:
-    attach(session, MemberTag, {**{key: value for key, value in row.items() if key != "name"}, "tag_id": tag_id})
+def add_tags(session: Session, taggings: list[Tagging]) -> list[tuple[Tagging, MemberTag]]:
+    """Tag many members at once; returns the taggings that were new to their member, with the rows added.
+
+    The common case is one statement for the whole batch: the tags exist, and each member is new to theirs (new
+    buyers' purchase tags). A tag used for the first time is created; a member who already carries a tag is left
+    as they were; of a member's taggings with one name the first applies it (its source is the one shown). A
+    concurrent transaction that tagged a member first wins; nothing is inserted twice."""
+    firsts: dict[tuple[int, str], Tagging] = {}
+    for tagging in taggings:
+        firsts.setdefault((tagging.member.id, normalise_tag_name(tagging.name)), tagging)
+    if not firsts:
+        return []
+    moment = timeutil.now()
+    rows = {key: dict(member_id=key[0], applied_at=moment, applied_by=t.applied_by,
+                      source=(t.source or None) and t.source[:200]) for key, t in firsts.items()}
+    values = {f"{column}_{i}": value for i, ((_, name), row) in enumerate(rows.items())
+              for column, value in {**row, "name": name}.items()}
+    inserted = {(row.member_id, row.tag_id) for row in session.execute(_tag_statement(len(rows)), values)}
+    per_member = Counter(member_id for member_id, _ in firsts)
+    tag_ids: dict[str, int] = {}
+    if len(inserted) < len(firsts) or max(per_member.values()) > 1:
+        # Which row is whose cannot be told from the member alone: read the tags' ids.
+        tag_ids = dict(session.execute(select(Tag.name, Tag.id).where(
+            Tag.name.in_({name for _, name in firsts}))).tuples().all())
+    inserted_for = {member_id: tag_id for member_id, tag_id in inserted}
+    added: list[tuple[Tagging, MemberTag]] = []
+    for key, tagging in firsts.items():
+        member_id, name = key
+        tag_id = tag_ids.get(name, inserted_for.get(member_id) if per_member[member_id] == 1 else None)
+        if tag_id is None:  # a tag used for the first time
+            tag_id = get_or_create_tag(session, name).id
+            if not insert_ignoring_conflicts(session, MemberTag, ("member_id", "tag_id"),
+                                             [{**rows[key], "tag_id": tag_id}], returning=("tag_id",)):
+                continue
+        elif (member_id, tag_id) not in inserted:
+            continue  # they carried it already
+        added.append((tagging, attach(session, MemberTag, {**rows[key], "tag_id": tag_id})))
+    return added
 
 
 _TAG_STATEMENTS: dict[int, object] = {}

@@ -6,6 +6,8 @@ import contextlib
 import re
 from contextlib import contextmanager
 
+from sqlalchemy import event
+
 from extensions import db
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -71,3 +73,24 @@ def sign_in_as(app, client, member_id: int) -> None:
     with client.session_transaction() as browser:
         browser["member_id"] = member_id
         browser["member_generation"] = generation
+
+
+@contextmanager
+def statements_sent(session, *, starting: str | None = None):
+    """The SQL statements the session's engine sends while the block runs (SAVEPOINT and RELEASE left out), or
+    only those starting with ``starting`` (any case)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        head = statement.lstrip().upper()
+        if head.startswith(("SAVEPOINT", "RELEASE")):
+            return
+        if starting is None or head.startswith(starting.upper()):
+            seen.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-import timeutil
 from tests.admin.test_redirects import OFF_SITE
-from tests.billing.helpers import make_plan, sign_up
-
-
-@pytest.fixture
-def mandate(client, app_ctx):
-    with timeutil.frozen(datetime(2026, 1, 10, 12, 0, tzinfo=UTC)):
-        plan = make_plan()
-        mandate = sign_up(client, plan.id, "ada@example.com")
-    with client.session_transaction() as browser:
-        browser["member_id"] = mandate.member_id
-    return mandate
 
 
 @pytest.mark.parametrize("target", OFF_SITE)

@@ -3,26 +3,10 @@ after the work commits it; a refusal flashed on the way back leaves nothing behi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import pytest
-
-import timeutil
 from billing import mandates
 from billing.errors import MandateNotCancellable
 from billing.models import Mandate, MandateStatus
 from extensions import db
-from tests.billing.helpers import make_plan, sign_up
-
-
-@pytest.fixture
-def mandate(client, app_ctx):
-    with timeutil.frozen(datetime(2026, 1, 10, 12, 0, tzinfo=UTC)):
-        plan = make_plan()
-        mandate = sign_up(client, plan.id, "ada@example.com")
-    with client.session_transaction() as browser:
-        browser["member_id"] = mandate.member_id
-    return mandate
 
 
 def _stored(mandate_id: int) -> Mandate:

@@ -5,21 +5,19 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 import requests
 import stripe
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 import observability
 from automations.models import AutomationEvent
-from extensions import db
 from fulfillment import batches, parsers, services
 from fulfillment.models import Integration
 from membership.tags import MemberTag, Tag
 from tests.factories import make_integration, make_rule
 from tests.fulfillment.helpers import emails, encode, event, grants, members, order
 from tests.fulfillment.test_thrivecart import refund
+from tests.helpers import statements_sent
 
 
 def delivery(session, integration_id: int, tree: dict, encoding: str = "form") -> services.Delivery:
@@ -31,18 +29,9 @@ def delivery(session, integration_id: int, tree: dict, encoding: str = "form") -
 
 
 def statements(session, work) -> tuple[int, object]:
-    seen = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    engine = session.get_bind()
-    sa_event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_sent(session) as seen:
         result = work()
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", count)
-    return len([s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE"))]), result
+    return len(seen), result
 
 
 def new_buyers(session, shop, prefix: str, n: int) -> list[services.Delivery]:

@@ -50,13 +50,18 @@ def _methods():
                               brand="MasterCard")]
 
 
-def _open_card_page(client, rsps, subscription_id="A"):
+def _keap_until_the_card_form(rsps):
+    """What Keap answers before the card page asks it for a card form: Jane's contact, subscriptions, cards."""
     kd.on_contacts(rsps, "jane@example.com", [kd.contact(CONTACT, "jane@example.com")])
     kd.on_subscriptions(rsps, CONTACT, _subs())
     kd.on_payment_methods(rsps, CONTACT, _methods())
     kd.on_product(rsps, "789", "Premium Widget")
     kd.on_product(rsps, "790", "Coaching Club")
     kd.on_payment_methods(rsps, CONTACT, _methods(), merchant_account_id="1")
+
+
+def _open_card_page(client, rsps, subscription_id="A"):
+    _keap_until_the_card_form(rsps)
     rsps.post(f"{kd.BASE}/paymentMethodConfigs", json={"session_key": kd.SESSION_KEY},
               match=[matchers.json_params_matcher({"contact_id": CONTACT})])
     page = client.get(f"/account/billing/keap/{subscription_id}/card")
@@ -113,12 +118,7 @@ def test_card_page_when_keap_is_down_says_so(signed_in, mocked_responses):
 
 def test_the_matched_contact_is_kept_when_keap_then_fails_to_open_the_card_form(app, signed_in, member,
                                                                                  mocked_responses):
-    kd.on_contacts(mocked_responses, "jane@example.com", [kd.contact(CONTACT, "jane@example.com")])
-    kd.on_subscriptions(mocked_responses, CONTACT, _subs())
-    kd.on_payment_methods(mocked_responses, CONTACT, _methods())
-    kd.on_product(mocked_responses, "789", "Premium Widget")
-    kd.on_product(mocked_responses, "790", "Coaching Club")
-    kd.on_payment_methods(mocked_responses, CONTACT, _methods(), merchant_account_id="1")
+    _keap_until_the_card_form(mocked_responses)
     mocked_responses.post(f"{kd.BASE}/paymentMethodConfigs", body=requests.ConnectionError("connection refused"))
     page = signed_in.get("/account/billing/keap/A/card")
     assert page.status_code == 503 and "could not be reached right now" in page.text

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 import signals
 import timeutil
@@ -17,25 +17,14 @@ from membership.errors import GrantAlreadyRevoked
 from membership.grants import RevokeReason
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level
 from tests import factories
+from tests.helpers import statements_sent
 
 NOW = timeutil.now().replace(microsecond=0)
 
 
-@contextmanager
 def grant_updates(session):
     """The UPDATE statements sent for the grants table while the block runs."""
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("UPDATE GRANTS"):
-            seen.append(statement)
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    return statements_sent(session, starting="UPDATE GRANTS")
 
 
 @contextmanager

@@ -3,10 +3,8 @@ and emails for many at once, one statement per step, and safe when two transacti
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 import signals
 from automations import triggers
@@ -17,29 +15,14 @@ from membership import services, tags
 from membership.models import Member
 from membership.tags import MemberTag, Tag
 from tests import factories
+from tests.helpers import statements_sent
 from tests.membership.test_grants import _in_threads, heard
-
-
-@contextmanager
-def counted(session):
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE")):
-            seen.append(statement)
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_members_are_found_or_created_for_many_emails_in_two_statements(session):
     unnamed = factories.make_member(email="known@example.com", name="")
     session.commit()
-    with counted(session) as statements:
+    with statements_sent(session) as statements:
         found = services.find_or_create_members(session, {"known@example.com": "Known Buyer",
                                                           "new1@example.com": " New One ", "new2@example.com": ""})
     assert len(statements) == 2  # one to look them all up, one to create the missing
@@ -72,7 +55,7 @@ def test_many_members_are_tagged_in_one_statement_and_only_what_is_new_is_announ
     session.commit()
     wanted = [tags.Tagging(m, "purchased-12", "event", f"order {m.id}", f"key-{m.id}") for m in members]
     wanted.append(tags.Tagging(members[1], "purchased-12", "event", "a later line", "key-again"))
-    with heard(signals.members_tagged) as calls, counted(session) as statements:
+    with heard(signals.members_tagged) as calls, statements_sent(session) as statements:
         added = tags.tag_members(session, wanted)
     # One INSERT for all; the tag ids are read once because a member already carried the tag.
     assert len([s for s in statements if "member_tags" in s.lower() and s.lstrip().upper().startswith(("WITH", "INSERT"))]) == 1
@@ -114,7 +97,7 @@ def test_automation_events_for_many_members_are_recorded_once_each(session):
 def test_emails_for_a_batch_are_one_insert_and_one_delivery_job(session):
     messages = [("login_link", f"m{n}@example.com", {"member_name": "M", "login_url": "https://x.example/login/t"},
                  f"batch:{n}", None) for n in range(3)]
-    with counted(session) as statements:
+    with statements_sent(session) as statements:
         ids = email_services.enqueue_many(session, messages + [messages[0]])
     assert len(ids) == 3
     assert len([s for s in statements if s.lstrip().upper().startswith("INSERT INTO OUTBOUND_EMAILS")]) == 1
