@@ -194,8 +194,9 @@ class Read:
 
     ``build()`` returns the select; its parameters are ``bindparam(name, None)`` (typed where the driver needs
     the column's processing, e.g. a UTC datetime on SQLite); any other value in it must be a literal string or
-    integer. Rows come back as the driver gives them, so select integers and strings. Driver errors are raised as
-    SQLAlchemy's (``DataError`` and the like), as from the ORM."""
+    integer. Each column's value comes back as its type reads it (a datetime on SQLite, an ``EncryptedText``
+    decrypted), as from Core. Driver errors are raised as SQLAlchemy's (``DataError`` and the like), as from the
+    ORM."""
 
     def __init__(self, build: Callable[[], Select]):
         self._build = build
@@ -211,14 +212,16 @@ class Read:
             elif not isinstance(value, (str, int)):
                 raise TypeError(f"{name}: only literal strings and integers besides the parameters")
         names = compiled.positiontup if compiled.positional else None
-        return compiled.string, dict(compiled.params), processors, names
+        readers = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                   for column in compiled.statement.selected_columns]
+        return compiled.string, dict(compiled.params), processors, names, readers if any(readers) else None
 
     def rows(self, engine: Engine, **values) -> list[tuple]:
         dialect = engine.dialect
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = self._compiled[dialect.name] = self._compile(dialect)
-        sql, constants, processors, names = compiled
+        sql, constants, processors, names, readers = compiled
         parameters = dict(constants)
         for name, processor in processors.items():
             value = values[name]
@@ -230,7 +233,10 @@ class Read:
             try:
                 cursor = connection.cursor()
                 cursor.execute(sql, arguments)
-                return cursor.fetchall()
+                rows = cursor.fetchall()
+                if readers is None:
+                    return rows
+                return [tuple(read(value) if read else value for read, value in zip(readers, row)) for row in rows]
             except dialect.loaded_dbapi.Error as error:
                 if attempt == 1 and dialect.is_disconnect(error, connection.dbapi_connection, cursor):
                     connection.invalidate()  # e.g. PostgreSQL restarted since: once more on a new connection

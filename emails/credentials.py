@@ -18,6 +18,7 @@ markers stay as they are.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
@@ -58,28 +59,50 @@ def register(credential: Credential) -> Credential:
 
 def _signer() -> Signer:
     config = current_app.config
-    return Signer([*config.get("SECRET_KEY_FALLBACKS", []), config["SECRET_KEY"]], salt=MARKER_SALT,
-                  digest_method=hashlib.sha256)
+    return _signer_for(tuple(config.get("SECRET_KEY_FALLBACKS", [])), config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=8)
+def _signer_for(fallbacks: tuple[str, ...], secret_key: str) -> Signer:
+    return Signer([*fallbacks, secret_key], salt=MARKER_SALT, digest_method=hashlib.sha256)
 
 
 def _signed(recipient: str, spec: str) -> bytes:
     return f"{recipient.strip().lower()}\n{spec}".encode()
 
 
+@functools.lru_cache(maxsize=64)
+def _pattern(site: str, path: str) -> re.Pattern:
+    return re.compile(re.escape(site) + path)
+
+
 def scrub(text: str, recipient: str) -> str:
     """``text`` with every genuine credential link replaced by its marker (bound to ``recipient``)."""
-    site = re.escape(current_app.config["SITE_URL"])
+    return scrub_parts((text,), recipient)[0]
+
+
+def scrub_parts(texts: tuple[str, ...], recipient: str) -> tuple[str, ...]:
+    """:func:`scrub` of each of one email's parts (subject, text, HTML): a link found in several parts is read
+    and signed once."""
+    site = current_app.config["SITE_URL"]
+    signer = _signer()
+    markers: dict[str, str] = {}
     for credential in _CREDENTIALS.values():
         def marker(match: re.Match, credential: Credential = credential) -> str:
-            what = credential.read(match)
-            if what is None:  # not a link that works: nothing to protect, nothing to make again
-                return match.group(0)
-            spec = "/".join((credential.name, *what))
-            signature = _signer().get_signature(_signed(recipient, spec)).decode()
-            return f"[link made when sent: {spec} #{signature}]"
+            link = match.group(0)
+            if link not in markers:
+                what = credential.read(match)
+                if what is None:  # not a link that works: nothing to protect, nothing to make again
+                    markers[link] = link
+                else:
+                    spec = "/".join((credential.name, *what))
+                    signature = signer.get_signature(_signed(recipient, spec)).decode()
+                    markers[link] = f"[link made when sent: {spec} #{signature}]"
+            return markers[link]
 
-        text = re.sub(site + credential.path, marker, text)
-    return text
+        pattern = _pattern(site, credential.path)
+        texts = tuple(pattern.sub(marker, text) for text in texts)
+    return texts
 
 
 def shown(text: str) -> str:

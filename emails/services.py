@@ -65,7 +65,7 @@ def _insert(session: Session, rows: list[dict]) -> list[int]:
 
 def _stored_form(message: tuple[str, str, str], recipient: str) -> tuple[str, str, str]:
     """``(subject, text, html)`` as the outbox keeps them: credential links replaced by markers."""
-    subject, text, html = (credentials.scrub(part, recipient) for part in message)
+    subject, text, html = credentials.scrub_parts(message, recipient)
     return subject, text, html
 
 

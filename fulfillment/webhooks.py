@@ -15,7 +15,6 @@ import time
 import marshmallow as ma
 from flask import Blueprint, jsonify, request
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import make_transient_to_detached
 from werkzeug.exceptions import LengthRequired, RequestEntityTooLarge
 
@@ -35,25 +34,21 @@ SECRET_HEADERS = {"stripe-signature", "x-coursegate-signature", "authorization",
 
 
 def _integration(integration_id: int, kind: str) -> Integration:
-    """The integration a delivery is for, read in one statement on the autocommit engine: the request only reads
-    it (to authenticate), so it needs no transaction, and the batch's leader merges it into its own session
-    without reading it again. Returned detached."""
-    for attempt in (1, 2):
-        try:
-            with sqlutil.autocommit_engine(db.engine).connect() as connection:
-                row = connection.execute(_INTEGRATION, {"id": integration_id}).first()
-            break
-        except DBAPIError as error:  # that engine has no pre-ping: a connection found dead is tried once more
-            if attempt == 2 or not error.connection_invalidated:
-                raise
-    if row is None or row.kind != kind:
+    """The integration a delivery is for, read in one statement on the autocommit engine (``sqlutil.Read``): the
+    request only reads it (to authenticate), so it needs no transaction, and the batch's leader merges it into its
+    own session without reading it again. Returned detached."""
+    rows = _INTEGRATION.rows(sqlutil.autocommit_engine(db.engine), id=integration_id)
+    if not rows or rows[0][_KIND] != kind:
         raise IntegrationNotFound()
-    integration = Integration(**row._mapping)
+    integration = Integration(**dict(zip(_COLUMNS, rows[0])))
     make_transient_to_detached(integration)
     return integration
 
 
-_INTEGRATION = select(Integration.__table__).where(Integration.__table__.c.id == bindparam("id"))
+_COLUMNS = [column.key for column in Integration.__table__.columns]
+_KIND = _COLUMNS.index("kind")
+_INTEGRATION = sqlutil.Read(lambda: select(Integration.__table__).where(
+    Integration.__table__.c.id == bindparam("id", None, type_=Integration.__table__.c.id.type)))
 
 
 def _headers(integration: Integration) -> dict:
@@ -119,14 +114,18 @@ def thrivecart(integration_id: int):
         return "", 200
     body = _raw_body()
     content_type = request.content_type or ""
-    tree = parsers.decode_thrivecart(body, content_type)
+    tree, form = parsers.read_thrivecart(body, content_type)
     if not parsers.thrivecart_event_type(tree):
         # ThriveCart checks a URL with a POST that is not an order before it saves it: acknowledge, change nothing.
         return jsonify(status=str(EventStatus.IGNORED), event_id=None)
     signatures.verify_thrivecart(integration, tree.get("thrivecart_secret"))
     event = parsers.thrivecart_event(tree)
-    stored = cleaning.without_secrets(parsers.strip_thrivecart_secret(body, content_type), content_type,
-                                      signatures.secrets_of(integration), drop="thrivecart_secret")
+    secrets = signatures.secrets_of(integration)
+    if form is None:  # JSON
+        stored = cleaning.without_secrets(parsers.strip_thrivecart_secret(body, content_type), content_type,
+                                          secrets, drop="thrivecart_secret")
+    else:  # the form as read above, so it is not read twice
+        stored = cleaning.form_without_secrets(body.decode("utf-8"), form, secrets, drop="thrivecart_secret")
     return _fulfil(integration, event, body=stored, content_type=content_type, started=started)
 
 

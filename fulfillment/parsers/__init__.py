@@ -10,9 +10,9 @@ payload we merely do not understand. The names below are the ones the rest of fu
 from fulfillment.parsers.events import ITEM_TYPES, MAX_DEPTH, Action, Line, OrderEvent, decode_json
 from fulfillment.parsers.generic import GENERIC_EVENTS, GenericEventSchema, generic_event
 from fulfillment.parsers.stripe import stripe_event, stripe_lines
-from fulfillment.parsers.thrivecart import (TC_ACTIONS, decode_thrivecart, strip_thrivecart_secret,
+from fulfillment.parsers.thrivecart import (TC_ACTIONS, decode_thrivecart, read_thrivecart, strip_thrivecart_secret,
                                             thrivecart_dedupe_key, thrivecart_event, thrivecart_event_type)
 
 __all__ = ["ITEM_TYPES", "MAX_DEPTH", "Action", "Line", "OrderEvent", "decode_json", "GENERIC_EVENTS",
-           "GenericEventSchema", "generic_event", "stripe_event", "stripe_lines", "TC_ACTIONS", "decode_thrivecart",
+           "GenericEventSchema", "generic_event", "stripe_event", "stripe_lines", "TC_ACTIONS", "decode_thrivecart", "read_thrivecart",
            "strip_thrivecart_secret", "thrivecart_dedupe_key", "thrivecart_event", "thrivecart_event_type"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl
 
 from fulfillment import cleaning
 from fulfillment.errors import UnparseableBody
@@ -18,33 +17,40 @@ from fulfillment.parsers.events import (ITEM_TYPES, MAX_DEPTH, Action, Line, Ord
 
 def decode_thrivecart(body: bytes, content_type: str) -> dict:
     """Form (PHP bracket keys) or JSON -> the same tree; every scalar a string, ``"null"`` -> None."""
+    return read_thrivecart(body, content_type)[0]
+
+
+def read_thrivecart(body: bytes, content_type: str) -> tuple[dict, list[cleaning.FormPair] | None]:
+    """The tree of :func:`decode_thrivecart` and, for a form, the pairs it was read from (the receiver stores
+    the body from them without reading it again); ``None`` for JSON."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise UnparseableBody("The body is not UTF-8 text.") from None
     stripped = text.strip()
     if not stripped:
-        return {}
+        return {}, None
+    form = None
     if "json" in content_type.lower() or stripped.startswith("{"):
         tree = decode_json(stripped)
     else:
-        tree = _php_form_tree(text)
+        try:
+            form = cleaning.form_pairs(text, max_fields=5000)
+        except ValueError:
+            raise UnparseableBody("The form body could not be parsed.") from None
+        tree = _php_form_tree(form)
     if not isinstance(tree, dict):  # "0=1": PHP's form reading makes a list of it, which is no delivery
         raise UnparseableBody("The form must be name=value pairs with names, not a list.")
-    return cleaning.tree(_normalise(tree))
+    return _normalise(tree), form
 
 
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
 
 
-def _php_form_tree(text: str) -> dict:
+def _php_form_tree(form: list[cleaning.FormPair]) -> dict:
     """``order[charges][0][id]=1&purchase_map[]=product-1`` -> nested dicts and lists, as PHP reads it."""
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=5000)
-    except ValueError:
-        raise UnparseableBody("The form body could not be parsed.") from None
     tree: dict = {}
-    for raw_key, value in pairs:
+    for _, raw_key, value in form:
         head, _, rest = raw_key.partition("[")
         path = [head] + (_BRACKETS.findall("[" + rest) if rest else [])
         if len(path) > MAX_DEPTH:
@@ -79,15 +85,16 @@ def _lists(node):
 
 
 def _normalise(node):
+    """Every scalar a cleaned string (:func:`cleaning.text`), keys included; ``"null"`` -> None."""
     if isinstance(node, dict):
-        return {str(k): _normalise(v) for k, v in node.items()}
+        return {cleaning.text(str(k)): _normalise(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_normalise(v) for v in node]
     if node is None or node == "null":
         return None
     if isinstance(node, bool):
         return "true" if node else "false"
-    return str(node)
+    return cleaning.text(str(node))
 
 
 
