@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import Engine, Select, String, bindparam, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 
 _STATEMENTS: dict = {}
 
@@ -141,11 +141,22 @@ def _held(session: Session) -> set:
     return session.info.setdefault(_HELD, set())
 
 
+def detached(model, values: dict):
+    """A detached ``model`` object for a row whose column values (its key included) are ``values``, made as a
+    query's loading makes one: the values go straight into the object, without the attribute events that
+    ``model(**values)`` fires for each column and that nothing here listens to. Unset attributes load on use."""
+    if not model.__mapper__.configured:  # the first object of a process: model(...) would configure them
+        configure_mappers()
+    instance = model._sa_class_manager.new_instance()
+    instance.__dict__.update(values)
+    make_transient_to_detached(instance)
+    return instance
+
+
 def attach(session: Session, model, values: dict):
     """The ORM object for a row just inserted with ``values`` (every column, its key included), without
     reading it back. Its attributes count as loaded, so nothing is written again at the next flush."""
-    instance = model(**values)
-    make_transient_to_detached(instance)
+    instance = detached(model, values)
     stale = session.identity_map.get(inspect(instance).key)
     if stale is not None:  # a row of a rolled-back transaction whose id the database handed out again
         session.expunge(stale)

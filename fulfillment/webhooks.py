@@ -15,7 +15,6 @@ import time
 import marshmallow as ma
 from flask import Blueprint, jsonify, request
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import make_transient_to_detached
 from werkzeug.exceptions import LengthRequired, RequestEntityTooLarge
 
 import observability
@@ -40,9 +39,7 @@ def _integration(integration_id: int, kind: str) -> Integration:
     rows = _INTEGRATION.rows(sqlutil.autocommit_engine(db.engine), id=integration_id)
     if not rows or rows[0][_KIND] != kind:
         raise IntegrationNotFound()
-    integration = Integration(**dict(zip(_COLUMNS, rows[0])))
-    make_transient_to_detached(integration)
-    return integration
+    return sqlutil.detached(Integration, dict(zip(_COLUMNS, rows[0])))
 
 
 _COLUMNS = [column.key for column in Integration.__table__.columns]

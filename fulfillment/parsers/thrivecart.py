@@ -3,6 +3,7 @@ event read into an :class:`OrderEvent`; ``decode_thrivecart`` refuses only a bod
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import UTC, datetime
@@ -30,9 +31,10 @@ def read_thrivecart(body: bytes, content_type: str) -> tuple[dict, list[cleaning
     stripped = text.strip()
     if not stripped:
         return {}, None
-    form = None
     if "json" in content_type.lower() or stripped.startswith("{"):
-        tree = decode_json(stripped)
+        form, tree = None, decode_json(stripped)
+        if isinstance(tree, dict):
+            tree = _normalise(tree)
     else:
         try:
             form = cleaning.form_pairs(text, max_fields=5000)
@@ -41,33 +43,41 @@ def read_thrivecart(body: bytes, content_type: str) -> tuple[dict, list[cleaning
         tree = _php_form_tree(form)
     if not isinstance(tree, dict):  # "0=1": PHP's form reading makes a list of it, which is no delivery
         raise UnparseableBody("The form must be name=value pairs with names, not a list.")
-    return _normalise(tree), form
+    return tree, form
 
 
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
 
 
-def _php_form_tree(form: list[cleaning.FormPair]) -> dict:
-    """``order[charges][0][id]=1&purchase_map[]=product-1`` -> nested dicts and lists, as PHP reads it."""
+def _php_form_tree(form: list[cleaning.FormPair]) -> dict | list:
+    """``order[charges][0][id]=1&purchase_map[]=product-1`` -> nested dicts and lists, as PHP reads it, with
+    every string cleaned and ``"null"`` read as None (what :func:`_normalise` does to a JSON body)."""
     tree: dict = {}
     for _, raw_key, value in form:
-        head, _, rest = raw_key.partition("[")
-        path = [head] + (_BRACKETS.findall("[" + rest) if rest else [])
-        if len(path) > MAX_DEPTH:
-            raise UnparseableBody(f"The form nests deeper than {MAX_DEPTH} levels.")
+        path = _key_path(raw_key)
         node = tree
+        last = len(path) - 1
         for i, part in enumerate(path):
-            last = i == len(path) - 1
             if part == "":  # "a[]": the next numeric index
                 part = str(sum(1 for k in node if _is_index(k)))
-            if last:
+            if i == last:
                 node[part] = value
             else:
                 child = node.get(part)
                 if not isinstance(child, dict):
                     child = node[part] = {}
                 node = child
-    return _lists(tree)
+    return _form_node(tree)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_path(raw_key: str) -> tuple[str, ...]:
+    """``order[charges][0][id]`` -> ``("order", "charges", "0", "id")``; a cart sends the same names every time."""
+    head, _, rest = raw_key.partition("[")
+    path = (head, *_BRACKETS.findall("[" + rest)) if rest else (head,)
+    if len(path) > MAX_DEPTH:
+        raise UnparseableBody(f"The form nests deeper than {MAX_DEPTH} levels.")
+    return path
 
 
 def _is_index(key: str) -> bool:
@@ -75,13 +85,13 @@ def _is_index(key: str) -> bool:
     return key.isascii() and key.isdigit() and len(key) <= 9
 
 
-def _lists(node):
+def _form_node(node):
+    """A dict whose keys are all list positions becomes a list in their order; strings are cleaned."""
     if isinstance(node, dict):
-        converted = {k: _lists(v) for k, v in node.items()}
-        if converted and all(_is_index(k) for k in converted):
-            return [converted[k] for k in sorted(converted, key=int)]
-        return converted
-    return node
+        if node and all(_is_index(k) for k in node):
+            return [_form_node(node[k]) for k in sorted(node, key=int)]
+        return {cleaning.text(k): _form_node(v) for k, v in node.items()}
+    return None if node == "null" else cleaning.text(node)
 
 
 def _normalise(node):
