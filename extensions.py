@@ -187,7 +187,18 @@ def keep_private(bp: Blueprint, cache_control: str = "private, no-store") -> Non
 # Storage comes from RATELIMIT_STORAGE_URI (see config.py: Redis when configured, memory otherwise).
 # No default limits: each form that needs one declares it (e.g. /login per IP and per email).
 
+from flask import request  # noqa: E402
 from flask_limiter import Limiter  # noqa: E402
 from flask_limiter.util import get_remote_address  # noqa: E402
 
 limiter = Limiter(key_func=get_remote_address)
+
+# Blueprints that declare no limit, on the hottest paths (a cart's deliveries, a front end's access checks):
+# skip the limiter's per-request work of finding out that no limit applies. A limit added to one of them must
+# take its blueprint off this list (tests/test_security.py checks that none is declared there).
+UNLIMITED_BLUEPRINTS = frozenset({"webhooks", "access_api"})
+
+
+@limiter.request_filter
+def _unlimited() -> bool:
+    return request.blueprint in UNLIMITED_BLUEPRINTS

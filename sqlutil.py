@@ -25,6 +25,19 @@ from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detache
 
 _STATEMENTS: dict = {}
 
+# psycopg keeps the parsed form of a query only when it has at most 50 parameters and 4 KiB of text, because an
+# ORM's multi-row INSERTs rarely repeat (psycopg discussion 628). Ours do: one statement per row count (batches
+# of at most 200 rows, built once, above), so a batch of a few orders would re-parse each of its inserts every
+# time (3% of a delivery's CPU). Raise the bounds to fit a full batch (64 orders); the cache itself stays
+# psycopg's (128 entries, so at most a few MiB).
+try:
+    from psycopg import _queries as _psycopg_queries
+except ImportError:  # pragma: no cover - SQLite-only installs
+    _psycopg_queries = None
+if _psycopg_queries is not None and hasattr(_psycopg_queries, "MAX_CACHED_STATEMENT_PARAMS"):
+    _psycopg_queries.MAX_CACHED_STATEMENT_PARAMS = max(_psycopg_queries.MAX_CACHED_STATEMENT_PARAMS, 1000)
+    _psycopg_queries.MAX_CACHED_STATEMENT_LENGTH = max(_psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, 64 * 1024)
+
 
 def _statement(dialect, table, keys: tuple[str, ...], index_elements: tuple[str, ...],
                returning: tuple[str, ...], count: int, locked: bool):

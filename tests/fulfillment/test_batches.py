@@ -177,3 +177,76 @@ def test_a_delivery_alone_is_a_batch_of_one_and_waits_for_nobody(client, app, sh
     after = observability.FULFILMENT_BATCH_SIZE.collect()[0]
     assert next(s.value for s in after.samples if s.name.endswith("_count")) == count + 1
     assert batches.batcher(app).waiting() == 0
+
+
+# --- how long a leader gathers (the batcher alone, its fulfilment replaced by one that records each batch) -------
+
+class _NoSession:
+    def __contains__(self, _):
+        return False
+
+    def rollback(self):
+        pass
+
+
+class _Delivery:
+    integration = None
+
+
+def _recording_batches(monkeypatch, hold: threading.Event | None = None):
+    sizes: list[int] = []
+
+    def fulfil(session, batch):
+        sizes.append(len(batch))
+        if hold is not None and len(sizes) == 1:
+            assert hold.wait(10)
+        for number, item in enumerate(batch):
+            batches._settle(item, answer=batches.Answer("processed", number))
+
+    monkeypatch.setattr(batches, "_fulfil", fulfil)
+    return sizes
+
+
+def _submit(app, receiver: batches.Batcher) -> threading.Thread:
+    def run():
+        with app.app_context():
+            receiver.fulfil(_NoSession(), _Delivery())
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_busy_process_waits_for_the_deliveries_its_last_batch_answered(app, monkeypatch):
+    """Under load the requests a batch answered come back a moment apart. The next leader waits (a few ms at
+    most) for as many as the process held when the last batch ended, rather than leading the first one back
+    alone and the rest in a batch of their own."""
+    hold = threading.Event()
+    sizes = _recording_batches(monkeypatch, hold)
+    receiver = batches.Batcher()
+    threads = [_submit(app, receiver)]  # leads alone; its batch is held open
+    deadline = time.monotonic() + 10
+    while sizes != [1] and time.monotonic() < deadline:
+        time.sleep(0.001)
+    threads += [_submit(app, receiver) for _ in range(3)]  # arrive during it: the process holds 4
+    while receiver.waiting() < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    hold.set()
+    time.sleep(batches.LINGER_SECONDS / 5)  # the fourth comes back a moment later
+    threads.append(_submit(app, receiver))
+    for thread in threads:
+        thread.join(10)
+    assert sizes == [1, 4]
+
+
+def test_an_idle_process_never_waits(app, monkeypatch):
+    sizes = _recording_batches(monkeypatch)
+    receiver = batches.Batcher()
+    waits = []
+    original = receiver._arrived.wait
+    monkeypatch.setattr(receiver._arrived, "wait", lambda timeout=None: waits.append(timeout) or original(timeout))
+    _submit(app, receiver).join(10)
+    _submit(app, receiver).join(10)  # one after another: the last batch held one delivery, so none is expected
+    time.sleep(batches.BUSY_SECONDS * 1.5)
+    _submit(app, receiver).join(10)  # and after a pause, whatever the last batch held
+    assert sizes == [1, 1, 1] and waits == []

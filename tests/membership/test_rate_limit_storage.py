@@ -20,3 +20,22 @@ def test_login_keeps_working_and_limited_when_redis_is_gone(make_app, app_config
                  for _ in range(4)]
     assert codes == [200, 200, 200, 429]  # counted in memory meanwhile: still limited, never a 500
     assert any("falling back to in-memory" in record.getMessage() for record in caplog.records)
+
+
+def test_the_blueprints_the_limiter_skips_declare_no_limit(make_app, app_config):
+    """The limiter skips its per-request work for UNLIMITED_BLUEPRINTS; a limit declared on one of their views
+    would silently never apply, so none may be."""
+    from flask_limiter.util import get_qualified_name
+
+    from extensions import UNLIMITED_BLUEPRINTS, limiter
+
+    app = make_app({**app_config, "RATELIMIT_ENABLED": True})
+    skipped = [endpoint for endpoint in app.view_functions if endpoint.split(".")[0] in UNLIMITED_BLUEPRINTS]
+    assert skipped, "the hot-path blueprints are registered"
+    marked = {name for name in limiter._marked_for_limiting}
+    assert not [e for e in skipped if get_qualified_name(app.view_functions[e]) in marked
+                or limiter.limit_manager.has_hints(e)]
+    assert not [bp for bp in UNLIMITED_BLUEPRINTS if limiter.limit_manager._blueprint_limits.get(bp)]
+    # and a limited form next to them is still limited
+    assert any(get_qualified_name(view) in marked for endpoint, view in app.view_functions.items()
+               if endpoint.split(".")[0] not in UNLIMITED_BLUEPRINTS)
