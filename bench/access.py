@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import uuid
 from http.cookies import SimpleCookie
@@ -75,18 +76,34 @@ def seed(app, run: str, domain: str, members: int, rng: random.Random) -> dict:
     return {"courses": slugs, "expected": expected, "key": key, "links": links}
 
 
+def _session_cookie(headers) -> str | None:
+    jar = SimpleCookie()
+    for name, value in headers:
+        if name.lower() == "set-cookie":
+            jar.load(value)
+    return jar["session"].value if "session" in jar else None
+
+
 def sign_in(client: Client, links: dict[str, str], emails: list[str]) -> dict[str, str]:
-    """Follow each member's login link on the server: the session cookie it sets, by email."""
-    _, results = client.run([("GET", f"/login/{links[email]}", None, {}) for email in emails], keep_headers=True)
+    """Follow each member's login link on the server as a member does: open it (a page with a sign-in button and
+    its CSRF token), press the button (the POST uses the link). The session cookie it sets, by email."""
+    _, pages = client.run([("GET", f"/login/{links[email]}", None, {}) for email in emails], keep_headers=True)
+    posts = []
+    for email, (_, status, body, headers) in zip(emails, pages):
+        token = re.search(rb'name="csrf_token" value="([^"]+)"', body)
+        cookie = _session_cookie(headers)
+        if status != 200 or token is None or cookie is None:
+            raise RuntimeError(f"opening {email}'s login link answered {status}")
+        posts.append(("POST", f"/login/{links[email]}", urlencode({"csrf_token": token.group(1).decode()}).encode(),
+                      {"Cookie": f"session={cookie}", "Content-Type": "application/x-www-form-urlencoded",
+                       "Referer": f"http://127.0.0.1:{client.port}/login/{links[email]}"}))
+    _, results = client.run(posts, keep_headers=True)
     cookies = {}
     for email, (_, status, _, headers) in zip(emails, results):
-        jar = SimpleCookie()
-        for name, value in headers:
-            if name.lower() == "set-cookie":
-                jar.load(value)
-        if status != 302 or "session" not in jar:
+        cookie = _session_cookie(headers)
+        if status != 302 or cookie is None:
             raise RuntimeError(f"signing in {email} through its login link answered {status}")
-        cookies[email] = f"session={jar['session'].value}"
+        cookies[email] = f"session={cookie}"
     return cookies
 
 
