@@ -22,6 +22,7 @@ from sqlalchemy import Engine, Select, String, bindparam, create_engine, event, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 _STATEMENTS: dict = {}
 
@@ -84,6 +85,49 @@ def insert_ignoring_conflicts(session: Session, model, index_elements: tuple[str
     if locked:
         _held(session).add(advisory_lock)
     return inserted
+
+
+def update_objects(session: Session, objects: list, values: list[dict]) -> None:
+    """Set each object's columns to its dict of ``values`` (the same keys for all), in one statement for all of
+    them (``WITH v AS (VALUES ...) UPDATE ... FROM v``) instead of the flush's UPDATE per row; the objects then
+    hold those values as committed, so the next flush has nothing to write for them."""
+    if not objects:
+        return
+    model = type(objects[0])
+    dialect = session.get_bind().dialect
+    keys = tuple(values[0])
+    cache_key = ("update", model, keys, len(objects), dialect.name)
+    statement = _STATEMENTS.get(cache_key)
+    if statement is None:
+        statement = _STATEMENTS[cache_key] = _update_statement(dialect, model.__table__, keys, len(objects))
+    parameters = {"id_%d" % i: instance.id for i, instance in enumerate(objects)}
+    for i, row in enumerate(values):
+        parameters.update((f"{key}_{i}", row[key]) for key in keys)
+    if session.autoflush:
+        session.flush()  # what session.execute would have done first
+    session.connection().execute(statement, parameters)
+    for instance, row in zip(objects, values):
+        for key, value in row.items():
+            set_committed_value(instance, key, value)
+
+
+def _update_statement(dialect, table, keys: tuple[str, ...], count: int):
+    quote = dialect.identifier_preparer.quote
+    columns = [table.c.id, *(table.c[key] for key in keys)]
+    if dialect.name == "postgresql":  # VALUES has no column types of its own there; SQLite's are the values'
+        def cell(column, i):
+            return f"CAST(:{column.key}_{i} AS {column.type.compile(dialect=dialect)})"
+    else:
+        def cell(column, i):
+            return f":{column.key}_{i}"
+    rows = ", ".join("(" + ", ".join(cell(column, i) for column in columns) + ")" for i in range(count))
+    names = ", ".join(quote(column.name) for column in columns)
+    target = quote(table.name)
+    assignments = ", ".join(f"{quote(column.name)} = v.{quote(column.name)}" for column in columns[1:])
+    sql = (f"WITH v ({names}) AS (VALUES {rows}) UPDATE {target} SET {assignments} FROM v "
+           f"WHERE {target}.{quote(table.c.id.name)} = v.{quote(table.c.id.name)}")
+    return text(sql).bindparams(*(bindparam(f"{column.key}_{i}", type_=column.type)
+                                  for i in range(count) for column in columns))
 
 
 def advisory_xact_lock(session: Session, key: str) -> None:

@@ -34,7 +34,7 @@ from membership import services as membership
 from membership.errors import InvalidEmail
 from membership.grants import RevokeReason
 from membership.models import Grant, GrantSourceKind, GrantStatus, Level, Member
-from sqlutil import advisory_xact_lock, advisory_xact_locks, attach, insert_ignoring_conflicts
+from sqlutil import advisory_xact_lock, advisory_xact_locks, attach, insert_ignoring_conflicts, update_objects
 
 logger = logging.getLogger(__name__)
 
@@ -91,13 +91,16 @@ def receive_many(session: Session, deliveries: list[Delivery]) -> list[WebhookEv
     for chunk in _independent_chunks([(i, d) for i, (d, row) in enumerate(zip(deliveries, rows)) if row]):
         results = _apply_many(session, [(rows[i], d.integration, d.event) for i, d in chunk])
         outcomes.update((i, outcome) for (i, _), outcome in zip(chunk, results))
-    stored = []
+    stored, processed, recorded = [], [], []
     for i, (delivery, row_values, row) in enumerate(zip(deliveries, values, rows)):
         if row is None:
             stored.append(_store_duplicate(session, delivery.integration, delivery.event, row_values))
         else:
-            stored.append(_record_outcome(row, *outcomes[i]))
-    session.flush()  # every outcome in one UPDATE (executemany)
+            stored.append(row)
+            processed.append(row)
+            recorded.append(_outcome_values(row, *outcomes[i]))
+    update_objects(session, processed, recorded)  # every outcome in one UPDATE
+    session.flush()
     return stored
 
 
@@ -197,11 +200,14 @@ def _finish(session: Session, row: WebhookEvent, status: str, message: str | Non
 
 
 def _record_outcome(row: WebhookEvent, status: str, message: str | None) -> WebhookEvent:
-    row.attempts += 1
-    row.status = status
-    row.last_error = message[:1000] if message else None
-    row.processed_at = timeutil.now()
+    for key, value in _outcome_values(row, status, message).items():
+        setattr(row, key, value)
     return row
+
+
+def _outcome_values(row: WebhookEvent, status: str, message: str | None) -> dict:
+    return {"attempts": row.attempts + 1, "status": status, "last_error": message[:1000] if message else None,
+            "processed_at": timeutil.now()}
 
 
 def process(session: Session, row: WebhookEvent, integration: Integration, event: OrderEvent) -> WebhookEvent:

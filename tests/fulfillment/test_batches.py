@@ -12,7 +12,7 @@ from sqlalchemy import select
 import observability
 from automations.models import AutomationEvent
 from fulfillment import batches, parsers, services
-from fulfillment.models import Integration
+from fulfillment.models import Integration, WebhookEvent
 from membership.tags import MemberTag, Tag
 from tests.factories import make_integration, make_rule
 from tests.fulfillment.helpers import emails, encode, event, grants, members, order
@@ -51,6 +51,10 @@ def test_a_batch_of_new_buyers_costs_the_statements_of_one_and_gives_each_their_
     assert together <= alone + 1
     assert [row.status for row in rows] == ["processed"] * 8
     assert len({row.id for row in rows}) == 8
+    session.expire_all()  # as stored (all outcomes are written in one statement)
+    stored = session.scalars(select(WebhookEvent).where(WebhookEvent.id.in_([row.id for row in rows]))).all()
+    assert [(e.status, e.attempts, e.last_error) for e in stored] == [("processed", 1, None)] * 8
+    assert all(e.processed_at is not None and e.processed_at >= e.received_at for e in stored)
     buyers = [m for m in members() if m.email.startswith("many")]
     assert sorted(m.email for m in buyers) == [f"many{i}@example.com" for i in range(8)]
     for member in buyers:
