@@ -92,8 +92,9 @@ def free_port() -> int:
 class Client:
     """Send requests from C threads over keep-alive connections; record (latency, status, body) per request."""
 
-    def __init__(self, port: int, concurrency: int):
-        self.port, self.concurrency = port, concurrency
+    def __init__(self, port: int, concurrency: int, *, new_connections: bool = False):
+        """``new_connections``: every request on a connection of its own (``Connection: close``), as carts post."""
+        self.port, self.concurrency, self.new_connections = port, concurrency, new_connections
 
     def run(self, requests_: list[tuple[str, str, bytes | None, dict]], keep_headers: bool = False
             ) -> tuple[float, list]:
@@ -113,7 +114,8 @@ class Client:
                 for attempt in range(3):
                     started = time.perf_counter()
                     try:
-                        conn.request(method, path, body=body, headers=headers)
+                        conn.request(method, path, body=body,
+                                     headers={**headers, "Connection": "close"} if self.new_connections else headers)
                         response = conn.getresponse()
                         data = response.read()
                         results[i] = (time.perf_counter() - started, response.status, data)
@@ -296,6 +298,8 @@ def main() -> int:
     parser.add_argument("--inline-email", action="store_true",
                         help="deliver welcome emails in the web process after each response (the embedded "
                              "default) instead of leaving them to a worker")
+    parser.add_argument("--new-connections", action="store_true",
+                        help="every request on a connection of its own, as carts post (default: keep-alive, as wrk)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
@@ -371,7 +375,7 @@ def main() -> int:
     work = [("POST", path, body, headers) for body in sequence]
 
     with gunicorn(env, args.workers, args.threads) as (server, port):
-        client = Client(port, args.c)
+        client = Client(port, args.c, new_connections=args.new_connections)
         client.run([("GET", "/healthz", None, {})] * 500 + [("HEAD", path, None, {})] * 200)  # warm every worker
         floor_seconds, floor = client.run([("GET", "/healthz", None, {})] * args.n)
         # Where the CPU of the delivery phase goes: the web server, PostgreSQL (when local) and this load generator.
