@@ -92,6 +92,14 @@ def main() -> int:
         twin = sqlutil.autocommit_engine(engine)
     for counted_engine in (engine, twin):
         event.listen(counted_engine, "before_cursor_execute", _count)
+    # Reads on the twin's raw cursor (sqlutil.Read: the receiver's integration) pass no SQLAlchemy event.
+    raw_rows = sqlutil.Read.rows
+
+    def counted_rows(self, engine, **values):
+        statements.append(f"(raw cursor) {self._build().compile()}"[:150].replace("\n", " "))
+        return raw_rows(self, engine, **values)
+
+    sqlutil.Read.rows = counted_rows
 
     for name in ("begin", "commit", "rollback"):
         event.listen(engine, name, lambda conn, _name=name: transactions.update([_name]))
