@@ -195,7 +195,8 @@ limiter = Limiter(key_func=get_remote_address)
 
 # Blueprints that declare no limit, on the hottest paths (a cart's deliveries, a front end's access checks):
 # skip the limiter's per-request work of finding out that no limit applies. A limit added to one of them must
-# take its blueprint off this list (tests/test_security.py checks that none is declared there).
+# take its blueprint off this list (tests/membership/test_rate_limit_storage.py checks that none is declared
+# there).
 UNLIMITED_BLUEPRINTS = frozenset({"webhooks", "access_api"})
 
 

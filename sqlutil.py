@@ -114,13 +114,8 @@ def update_objects(session: Session, objects: list, values: list[dict]) -> None:
 def _update_statement(dialect, table, keys: tuple[str, ...], count: int):
     quote = dialect.identifier_preparer.quote
     columns = [table.c.id, *(table.c[key] for key in keys)]
-    if dialect.name == "postgresql":  # VALUES has no column types of its own there; SQLite's are the values'
-        def cell(column, i):
-            return f"CAST(:{column.key}_{i} AS {column.type.compile(dialect=dialect)})"
-    else:
-        def cell(column, i):
-            return f":{column.key}_{i}"
-    rows = ", ".join("(" + ", ".join(cell(column, i) for column in columns) + ")" for i in range(count))
+    # The binds are typed, so on PostgreSQL each value carries its column's cast (VALUES has no types of its own).
+    rows = ", ".join("(" + ", ".join(f":{column.key}_{i}" for column in columns) + ")" for i in range(count))
     names = ", ".join(quote(column.name) for column in columns)
     target = quote(table.name)
     assignments = ", ".join(f"{quote(column.name)} = v.{quote(column.name)}" for column in columns[1:])

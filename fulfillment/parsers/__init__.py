@@ -14,5 +14,5 @@ from fulfillment.parsers.thrivecart import (TC_ACTIONS, decode_thrivecart, read_
                                             thrivecart_dedupe_key, thrivecart_event, thrivecart_event_type)
 
 __all__ = ["ITEM_TYPES", "MAX_DEPTH", "Action", "Line", "OrderEvent", "decode_json", "GENERIC_EVENTS",
-           "GenericEventSchema", "generic_event", "stripe_event", "stripe_lines", "TC_ACTIONS", "decode_thrivecart", "read_thrivecart",
-           "strip_thrivecart_secret", "thrivecart_dedupe_key", "thrivecart_event", "thrivecart_event_type"]
+           "GenericEventSchema", "generic_event", "stripe_event", "stripe_lines", "TC_ACTIONS", "decode_thrivecart",
+           "read_thrivecart", "strip_thrivecart_secret", "thrivecart_dedupe_key", "thrivecart_event", "thrivecart_event_type"]
