@@ -9,7 +9,8 @@ from gunicorn import util
 bind = os.environ.get("COURSEGATE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("COURSEGATE_THREADS", "8"))  # webhook requests mostly wait for their batch
-worker_class = "gthread"
+# gthread, taking a connection only while a thread is free for it, so connections spread over the workers.
+worker_class = "gunicorn_worker.BalancedThreadWorker"
 timeout = 30
 graceful_timeout = 30
 keepalive = 5

@@ -223,11 +223,11 @@ def migrate(env: dict) -> None:
 
 @contextlib.contextmanager
 def gunicorn(env: dict, workers: int, threads: int, port: int | None = None):
-    """gunicorn (``gthread``) serving ``app:create_app()`` with ``env``, once ``/healthz`` answers; yields
+    """gunicorn (gunicorn.conf.py's worker class) serving ``app:create_app()`` with ``env``, once ``/healthz`` answers; yields
     ``(process, port)`` and stops the server afterwards."""
     port = port or free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers),
          "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
          "--keep-alive", "5", "app:create_app()"],
         cwd=ROOT, env=env, start_new_session=True)

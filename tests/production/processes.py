@@ -32,14 +32,16 @@ def service_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def gunicorn_argv(port: int, workers: int) -> list[str]:
+def gunicorn_argv(port: int, workers: int, *extra: str) -> list[str]:
     return [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers)]
+            "--workers", str(workers), *extra]
 
 
-def start_gunicorn(env: dict[str, str], *, workers: int = 2, log: Path | None = None) -> tuple[str, subprocess.Popen]:
+def start_gunicorn(env: dict[str, str], *, workers: int = 2, log: Path | None = None,
+                   extra: tuple[str, ...] = ()) -> tuple[str, subprocess.Popen]:
+    """gunicorn as gunicorn.conf.py starts it, with ``extra`` arguments (other settings, another app)."""
     port = free_port()
-    proc = _spawn(gunicorn_argv(port, workers), env, log)
+    proc = _spawn(gunicorn_argv(port, workers, *extra), env, log)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(url + "/healthz"), timeout=30, what=f"gunicorn on {url}", proc=proc)
     return url, proc
