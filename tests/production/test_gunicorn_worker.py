@@ -3,6 +3,8 @@ alive or new) spread over the workers instead of queueing in one while another i
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -60,6 +62,32 @@ def test_kept_alive_connections_spread_over_the_workers(meeting_server):
         answers = meet(sessions, url, f"kept{meeting}")
         assert [a["met"] for a in answers] == [True] * 4, f"round {meeting}: {answers}"
         assert sorted(Counter(a["pid"] for a in answers).values()) == [2, 2]
+
+
+def test_a_new_connection_is_answered_while_kept_alive_ones_keep_every_thread_busy(meeting_server):
+    # Four kept-alive clients take turns on one thread: it is never free at the end of a round. A worker that only
+    # accepted with a thread free would leave the third client waiting until they stopped.
+    url = meeting_server(workers=1, threads=1)
+    answered = threading.Event()
+
+    def keep_busy():
+        with requests.Session() as session:
+            deadline = time.monotonic() + 20
+            while not answered.is_set() and time.monotonic() < deadline:
+                assert session.get(f"{url}/busy", params={"ms": 5}, timeout=15).status_code == 200
+
+    with ThreadPoolExecutor(4) as pool:
+        busy = [pool.submit(keep_busy) for _ in range(4)]
+        time.sleep(0.5)
+        try:
+            newcomer = requests.get(f"{url}/busy", params={"ms": 1}, headers={"Connection": "close"}, timeout=15)
+        finally:
+            answered.set()
+        still_busy = [not f.done() for f in busy]
+        for f in busy:
+            f.result()
+    assert newcomer.status_code == 200
+    assert all(still_busy)  # answered while the others still kept the thread busy
 
 
 def test_a_connection_arriving_while_every_thread_is_busy_is_answered_when_one_frees(meeting_server):
