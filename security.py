@@ -11,6 +11,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from flask import Flask, request, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_talisman import Talisman
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -20,6 +21,22 @@ from config import ConfigError
 def init_app(app: Flask) -> None:
     _trust_proxies(app)
     _headers(app)
+    app.session_interface = SessionCookies()
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, with its signer made once per key rather than on every request (a
+    twentieth of an access check's CPU, even without a cookie to read)."""
+
+    def __init__(self):
+        self._signers: dict[tuple, object] = {}
+
+    def get_signing_serializer(self, app: Flask):
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        signer = self._signers.get(keys)
+        if signer is None:
+            signer = self._signers[keys] = super().get_signing_serializer(app)
+        return signer
 
 
 def safe_next(target: str | None, default: str, *, under: str = "/") -> str:

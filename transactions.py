@@ -37,6 +37,8 @@ def _status(rv) -> int:
 
 def commit_view(rv) -> None:
     """The request's boundary: commit what the view did when it answered success, else roll it back."""
+    if not db.session.registry.has():
+        return  # the view never opened the request's session (the access check reads on a connection of its own)
     if _status(rv) < 400:
         db.session.commit()
     else:

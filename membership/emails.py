@@ -7,6 +7,8 @@ buyer, and stores a delivery whose email it refuses as ``needs_attention``).
 
 from __future__ import annotations
 
+import functools
+
 from email_validator import EmailNotValidError, validate_email
 
 from membership.errors import InvalidEmail
@@ -20,11 +22,20 @@ def normalise_email(raw: str | None) -> str:
     email = (raw or "").strip()
     if not email or len(email) > MAX_LENGTH:
         raise InvalidEmail(f"{raw!r} is not a usable email address.")
+    normalised, problem = _checked(email)
+    if problem is not None:
+        raise InvalidEmail(f"{raw!r} is not a usable email address. {problem}")
+    return normalised
+
+
+# The same few addresses come back again and again (a front end's access check per page view, a returning
+# buyer), and checking one is a tenth of an access check's CPU: the answers are kept, good and bad alike.
+@functools.lru_cache(maxsize=4096)
+def _checked(email: str) -> tuple[str, str | None]:
     try:
-        checked = validate_email(email, check_deliverability=False)
+        return validate_email(email, check_deliverability=False).normalized.lower(), None
     except EmailNotValidError as error:
-        raise InvalidEmail(f"{raw!r} is not a usable email address. {error}") from None
-    return checked.normalized.lower()
+        return "", str(error)
 
 
 def is_usable_email(raw: str | None) -> bool:
