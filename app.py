@@ -66,6 +66,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         if "DATABASE_URL" in test_config:
             app.config["SQLALCHEMY_DATABASE_URI"] = config.database_uri(test_config["DATABASE_URL"])
     config.require_secret_key(app.config)
+    config.size_pools(app.config, os.environ)
 
     app.json.sort_keys = False  # keep fields in schema order
     # Ids in URLs are database integers: a larger number matches no route (404), not a database error.

@@ -108,6 +108,21 @@ def instance_signing_key(instance_path: str) -> bytes:
     finally:
         temporary.unlink()
     return path.read_bytes()
+def size_pools(settings: dict, env: Mapping[str, str]) -> None:
+    """PostgreSQL: keep open as many connections per engine as the process has request threads
+    (``COURSEGATE_DB_POOL_SIZE``; gunicorn.conf.py sets it to its thread count plus two, default 10). SQLAlchemy
+    keeps 5 and closes any beyond them when returned, so with 8 threads every request past the fifth opened and
+    closed a connection of its own, a PostgreSQL backend each (bench/access.py: 544 in one run)."""
+    if not str(settings.get("SQLALCHEMY_DATABASE_URI", "")).startswith("postgresql"):
+        return  # SQLite's pools take no size
+    size = parse_int("COURSEGATE_DB_POOL_SIZE", env.get("COURSEGATE_DB_POOL_SIZE", "10"))
+    if size < 1:
+        raise ConfigError(f"COURSEGATE_DB_POOL_SIZE must be at least 1, got {size}")
+    options = dict(settings.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.setdefault("pool_size", size)
+    settings["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
 def rate_limit_storage(env: Mapping[str, str]) -> str:
     """Flask-Limiter's storage: Redis when configured (shared by every worker), else per-process memory."""
     return env.get("COURSEGATE_RATELIMIT_STORAGE_URI") or env.get("CELERY_BROKER_URL") or "memory://"

@@ -55,6 +55,11 @@ def on_starting(server):
     sys.exit(1)
 
 
+def post_fork(server, worker):
+    # In the worker, before it loads the app: a database connection kept open for each thread (config.size_pools).
+    os.environ.setdefault("COURSEGATE_DB_POOL_SIZE", str(worker.cfg.threads + 2))
+
+
 def child_exit(server, worker):
     # Prometheus multiprocess mode: drop the dead worker's live gauges.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -165,3 +165,48 @@ def test_production_never_generates_a_secret_key_and_refuses_to_start_without_on
     assert dev["PRODUCTION"] is False and dev["SECRET_KEY"]
     with pytest.raises(ConfigError, match="COURSEGATE_ENV"):
         from_environment(str(tmp_path), {"COURSEGATE_ENV": "prod"})
+
+
+@pytest.mark.postgres
+def test_postgresql_keeps_a_connection_open_per_request_thread(monkeypatch, make_app):
+    # gunicorn.conf.py sets COURSEGATE_DB_POOL_SIZE to its threads (plus two) in each worker; SQLAlchemy's own
+    # pool of 5 closed every connection past the fifth when returned, so 8 threads opened and closed backends.
+    from extensions import db
+    from sqlutil import autocommit_engine
+
+    monkeypatch.setenv("COURSEGATE_DB_POOL_SIZE", "7")
+    app = make_app()
+    with app.app_context():
+        assert db.engine.pool.size() == 7
+        assert autocommit_engine(db.engine).pool.size() == 7
+    monkeypatch.delenv("COURSEGATE_DB_POOL_SIZE")
+    with make_app().app_context():
+        assert db.engine.pool.size() == 10
+
+
+def test_the_pool_size_setting_is_checked_and_sqlite_takes_none(tmp_path):
+    from config import size_pools
+
+    with pytest.raises(ConfigError, match="COURSEGATE_DB_POOL_SIZE"):
+        size_pools({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://h/db"}, {"COURSEGATE_DB_POOL_SIZE": "many"})
+    with pytest.raises(ConfigError, match="COURSEGATE_DB_POOL_SIZE"):
+        size_pools({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://h/db"}, {"COURSEGATE_DB_POOL_SIZE": "0"})
+    sqlite = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+              "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True}}
+    size_pools(sqlite, {"COURSEGATE_DB_POOL_SIZE": "7"})
+    assert sqlite["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_pre_ping": True}
+
+
+def test_gunicorn_sizes_each_workers_pools_by_its_threads(monkeypatch):
+    import runpy
+    from types import SimpleNamespace
+
+    from gunicorn import util
+
+    monkeypatch.setattr(util, "write_error", util.write_error)  # the file replaces it when read
+    monkeypatch.delenv("COURSEGATE_DB_POOL_SIZE", raising=False)
+    settings = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    settings["post_fork"](None, SimpleNamespace(cfg=SimpleNamespace(threads=8)))
+    import os
+
+    assert os.environ.pop("COURSEGATE_DB_POOL_SIZE") == "10"
