@@ -39,3 +39,17 @@ def test_the_blueprints_the_limiter_skips_declare_no_limit(make_app, app_config)
     # and a limited form next to them is still limited
     assert any(get_qualified_name(view) in marked for endpoint, view in app.view_functions.items()
                if endpoint.split(".")[0] not in UNLIMITED_BLUEPRINTS)
+
+
+def test_a_default_limit_an_operator_configures_still_applies_before_requests(make_app, app_config, monkeypatch):
+    """The limiter's before-request check is skipped while nothing is declared for it to find; a default limit
+    (COURSEGATE_RATELIMIT_DEFAULT) is found, and applied, except to the carts' webhooks and access checks."""
+    from extensions import limiter
+
+    # The limiter is the process's: put its defaults back afterwards, for the tests that follow.
+    monkeypatch.setattr(limiter.limit_manager, "_default_limits", list(limiter.limit_manager._default_limits))
+    assert not limiter._limits_before_requests()
+    app = make_app({**app_config, "RATELIMIT_ENABLED": True, "RATELIMIT_DEFAULT": "2 per hour"})
+    client = app.test_client()
+    assert [client.get("/api/v1/openapi.json").status_code for _ in range(3)] == [200, 200, 429]
+    assert [client.get("/api/v1/access").status_code for _ in range(3)] == [401, 401, 401]  # no key, never 429
