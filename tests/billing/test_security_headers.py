@@ -96,3 +96,12 @@ def test_the_https_redirect_is_off_unless_configured(make_app, force_https, expe
         assert secure.status_code == 200 and "max-age=" in secure.headers["Strict-Transport-Security"]
     # Probes keep answering on plain HTTP either way.
     assert client.get("/healthz").status_code == 200
+
+
+def test_each_page_is_sent_its_own_policy_request_after_request(client):
+    # The headers are worked out once per endpoint and policy (security._Talisman): they must not leak across.
+    for _ in range(3):
+        admin = client.get("/admin/login").headers["Content-Security-Policy"]
+        member = client.get("/login").headers["Content-Security-Policy"]
+        assert "form-action 'self'" in admin and "form-action" not in member
+        assert "frame-ancestors 'none'" in admin and "frame-ancestors 'none'" in member
