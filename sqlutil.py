@@ -8,11 +8,13 @@ Why a text statement: SQLAlchemy 2.0's dialect ``insert()`` (the one with ``on_c
 of the compiled cache (``inherit_cache = False``), so every call compiled it again, about a millisecond of CPU
 each, several times per cart order. The statement below is built once per (table, columns, row count) from the
 table's own columns and types, so values are processed exactly as the ORM would (JSON, UTC datetimes), and the
-compiled cache serves every later call.
+compiled cache serves every later call. ``DriverStatement`` then runs it as the SQL the driver reads, compiled once,
+so no execution builds the cache key of each of its binds (a batch's insert has one per value).
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import weakref
 from typing import Callable
@@ -76,12 +78,12 @@ def insert_ignoring_conflicts(session: Session, model, index_elements: tuple[str
     cache_key = (model, keys, index_elements, returning, len(rows), dialect.name, locked)
     statement = _STATEMENTS.get(cache_key)
     if statement is None:
-        statement = _STATEMENTS[cache_key] = _statement(dialect, model.__table__, keys, index_elements, returning,
-                                                        len(rows), locked)
+        statement = _STATEMENTS[cache_key] = DriverStatement(_statement(
+            dialect, model.__table__, keys, index_elements, returning, len(rows), locked))
     parameters = {f"{key}_{i}": row[key] for i, row in enumerate(rows) for key in keys}
     if locked:
         parameters["advisory_lock"] = advisory_lock
-    inserted = session.execute(statement, parameters).all()
+    inserted = statement.execute(session, parameters)
     if locked:
         _held(session).add(advisory_lock)
     return inserted
@@ -99,13 +101,14 @@ def update_objects(session: Session, objects: list, values: list[dict]) -> None:
     cache_key = ("update", model, keys, len(objects), dialect.name)
     statement = _STATEMENTS.get(cache_key)
     if statement is None:
-        statement = _STATEMENTS[cache_key] = _update_statement(dialect, model.__table__, keys, len(objects))
+        statement = _STATEMENTS[cache_key] = DriverStatement(_update_statement(dialect, model.__table__, keys,
+                                                                               len(objects)))
     parameters = {"id_%d" % i: instance.id for i, instance in enumerate(objects)}
     for i, row in enumerate(values):
         parameters.update((f"{key}_{i}", row[key]) for key in keys)
     if session.autoflush:
-        session.flush()  # what session.execute would have done first
-    session.connection().execute(statement, parameters)
+        session.flush()  # the objects' other changes first, as for an ORM statement
+    statement.execute(session, parameters)
     for instance, row in zip(objects, values):
         for key, value in row.items():
             set_committed_value(instance, key, value)
@@ -123,6 +126,69 @@ def _update_statement(dialect, table, keys: tuple[str, ...], count: int):
            f"WHERE {target}.{quote(table.c.id.name)} = v.{quote(table.c.id.name)}")
     return text(sql).bindparams(*(bindparam(f"{column.key}_{i}", type_=column.type)
                                   for i in range(count) for column in columns))
+
+
+def _compile_for(statement, dialect) -> tuple:
+    """``statement`` compiled once for ``dialect``: its SQL in the driver's own parameter style, the constant
+    parameters, each parameter's bind processor, the parameters' order (positional styles), each returned column's
+    result processor (None when no column has one) and the returned columns' keys."""
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    processors = {}
+    for name, value in compiled.params.items():
+        bind = compiled.binds.get(name)
+        if bind is not None and value is None:
+            processors[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        elif not isinstance(value, (str, int)):
+            raise TypeError(f"{name}: only literal strings and integers besides the parameters")
+    names = compiled.positiontup if compiled.positional else None
+    columns = list(getattr(compiled.statement, "selected_columns", ()))
+    readers = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+    return (compiled.string, dict(compiled.params), processors, names, readers if any(readers) else None,
+            [column.key for column in columns])
+
+
+def _arguments(constants: dict, processors: dict, names, values: dict):
+    parameters = dict(constants)
+    for name, processor in processors.items():
+        value = values[name]
+        parameters[name] = processor(value) if processor and value is not None else value
+    return [parameters[name] for name in names] if names is not None else parameters
+
+
+def _read(readers, row) -> tuple:
+    return tuple(read(value) if read else value for read, value in zip(readers, row))
+
+
+class DriverStatement:
+    """A statement compiled once per dialect and run with ``Connection.exec_driver_sql`` (so SQLAlchemy's events
+    and error wrapping still apply), for the multi-row statements of a batch: SQLAlchemy would otherwise build the
+    cache key of every one of their binds (one per value) and process each parameter through the compiled
+    statement on every execution, a third of their CPU. Values go through each column's bind processor and
+    returned columns through their result processors, as from Core; rows come back as named tuples."""
+
+    def __init__(self, statement):
+        self._statement = statement
+        self._compiled: dict[str, tuple] = {}
+
+    def execute(self, session: Session, values: dict) -> list:
+        # Like session.execute of a text statement: in the session's transaction, without a flush first.
+        connection = session.connection()
+        dialect = connection.dialect
+        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        sql, constants, processors, names, readers, row_type = compiled
+        arguments = _arguments(constants, processors, names, values)
+        # A list would be read as many rows of parameters (executemany).
+        result = connection.exec_driver_sql(sql, tuple(arguments) if names is not None else arguments)
+        if row_type is None:
+            return []
+        rows = result.fetchall()
+        return [row_type(*(row if readers is None else _read(readers, row))) for row in rows]
+
+    def _compile(self, dialect) -> tuple:
+        sql, constants, processors, names, readers, keys = _compile_for(self._statement, dialect)
+        row_type = collections.namedtuple("Row", keys) if keys else None
+        compiled = self._compiled[dialect.name] = (sql, constants, processors, names, readers, row_type)
+        return compiled
 
 
 def advisory_xact_lock(session: Session, key: str) -> None:
@@ -266,30 +332,15 @@ class Read:
         self._compiled: dict[str, tuple] = {}
 
     def _compile(self, dialect) -> tuple:
-        compiled = self._build().compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-        processors = {}
-        for name, value in compiled.params.items():
-            bind = compiled.binds.get(name)
-            if bind is not None and value is None:
-                processors[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            elif not isinstance(value, (str, int)):
-                raise TypeError(f"{name}: only literal strings and integers besides the parameters")
-        names = compiled.positiontup if compiled.positional else None
-        readers = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                   for column in compiled.statement.selected_columns]
-        return compiled.string, dict(compiled.params), processors, names, readers if any(readers) else None
+        return _compile_for(self._build(), dialect)
 
     def rows(self, engine: Engine, **values) -> list[tuple]:
         dialect = engine.dialect
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = self._compiled[dialect.name] = self._compile(dialect)
-        sql, constants, processors, names, readers = compiled
-        parameters = dict(constants)
-        for name, processor in processors.items():
-            value = values[name]
-            parameters[name] = processor(value) if processor and value is not None else value
-        arguments = [parameters[name] for name in names] if names is not None else parameters
+        sql, constants, processors, names, readers, _ = compiled
+        arguments = _arguments(constants, processors, names, values)
         for attempt in (1, 2):
             connection = engine.raw_connection()
             cursor = None
@@ -297,9 +348,7 @@ class Read:
                 cursor = connection.cursor()
                 cursor.execute(sql, arguments)
                 rows = cursor.fetchall()
-                if readers is None:
-                    return rows
-                return [tuple(read(value) if read else value for read, value in zip(readers, row)) for row in rows]
+                return rows if readers is None else [_read(readers, row) for row in rows]
             except dialect.loaded_dbapi.Error as error:
                 if attempt == 1 and dialect.is_disconnect(error, connection.dbapi_connection, cursor):
                     connection.invalidate()  # e.g. PostgreSQL restarted since: once more on a new connection

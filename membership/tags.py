@@ -21,7 +21,7 @@ import timeutil
 from errors import NotFound, Unprocessable
 from extensions import db
 from membership.models import Member
-from sqlutil import attach, insert_ignoring_conflicts
+from sqlutil import DriverStatement, attach, insert_ignoring_conflicts
 
 TAG_NAME_MAX = 100
 # Lower-case letters, digits and - _ . : (CRM tag names such as "purchased-12" or "keap:vip").
@@ -191,7 +191,7 @@ def add_tags(session: Session, taggings: list[Tagging]) -> list[tuple[Tagging, M
                       source=(t.source or None) and t.source[:200]) for key, t in firsts.items()}
     values = {f"{column}_{i}": value for i, ((_, name), row) in enumerate(rows.items())
               for column, value in {**row, "name": name}.items()}
-    inserted = {(row.member_id, row.tag_id) for row in session.execute(_tag_statement(len(rows)), values)}
+    inserted = {(row.member_id, row.tag_id) for row in _tag_statement(len(rows)).execute(session, values)}
     per_member = Counter(member_id for member_id, _ in firsts)
     tag_ids: dict[str, int] = {}
     if len(inserted) < len(firsts) or max(per_member.values()) > 1:
@@ -214,12 +214,13 @@ def add_tags(session: Session, taggings: list[Tagging]) -> list[tuple[Tagging, M
     return added
 
 
-_TAG_STATEMENTS: dict[int, object] = {}
+_TAG_STATEMENTS: dict[int, DriverStatement] = {}
 
 
 def _tag_statement(count: int):
     """``INSERT INTO member_tags ... SELECT`` from a VALUES list joined to the tags by name, built once per row
-    count (so the compiled cache serves it), as ``sqlutil.insert_ignoring_conflicts`` does for plain inserts."""
+    count and compiled once (``sqlutil.DriverStatement``), as ``sqlutil.insert_ignoring_conflicts`` does for plain
+    inserts."""
     statement = _TAG_STATEMENTS.get(count)
     if statement is None:
         values = ", ".join(f"(:member_id_{i}, :name_{i}, :applied_at_{i}, :applied_by_{i}, :source_{i})"
@@ -229,13 +230,13 @@ def _tag_statement(count: int):
             binds += [bindparam(f"member_id_{i}", type_=Integer()), bindparam(f"name_{i}", type_=String()),
                       bindparam(f"applied_at_{i}", type_=MemberTag.__table__.c.applied_at.type),
                       bindparam(f"applied_by_{i}", type_=String()), bindparam(f"source_{i}", type_=String())]
-        statement = _TAG_STATEMENTS[count] = text(
+        statement = _TAG_STATEMENTS[count] = DriverStatement(text(
             f"WITH new (member_id, name, applied_at, applied_by, source) AS (VALUES {values}) "
             "INSERT INTO member_tags (member_id, tag_id, applied_at, applied_by, source) "
             "SELECT new.member_id, tags.id, new.applied_at, new.applied_by, new.source FROM new "
             "JOIN tags ON tags.name = new.name WHERE true "
             "ON CONFLICT (member_id, tag_id) DO NOTHING RETURNING member_id, tag_id"
-        ).bindparams(*binds).columns(member_id=Integer(), tag_id=Integer())
+        ).bindparams(*binds).columns(member_id=Integer(), tag_id=Integer()))
     return statement
 
 
