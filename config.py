@@ -108,6 +108,8 @@ def instance_signing_key(instance_path: str) -> bytes:
     finally:
         temporary.unlink()
     return path.read_bytes()
+
+
 def size_pools(settings: dict, env: Mapping[str, str]) -> None:
     """PostgreSQL: keep open as many connections per engine as the process has request threads
     (``COURSEGATE_DB_POOL_SIZE``; gunicorn.conf.py sets it to its thread count plus two, default 10). SQLAlchemy

@@ -215,8 +215,3 @@ class _Limiter(Limiter):
 
 
 limiter = _Limiter(key_func=get_remote_address)
-
-
-@limiter.request_filter
-def _unlimited() -> bool:
-    return request.blueprint in UNLIMITED_BLUEPRINTS

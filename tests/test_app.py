@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -207,6 +208,4 @@ def test_gunicorn_sizes_each_workers_pools_by_its_threads(monkeypatch):
     monkeypatch.delenv("COURSEGATE_DB_POOL_SIZE", raising=False)
     settings = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
     settings["post_fork"](None, SimpleNamespace(cfg=SimpleNamespace(threads=8)))
-    import os
-
     assert os.environ.pop("COURSEGATE_DB_POOL_SIZE") == "10"
