@@ -9,9 +9,12 @@ the server. Then, on one gunicorn server, it sends at concurrency C:
 - ``GET /healthz`` (the floor: no database, no session);
 - ``GET /api/v1/access?email=&course=`` with the owner key (the call a headless front end makes per page view);
 - ``GET /api/v1/me`` with a member's session cookie;
-- ``POST /api/v1/me/access-token`` with a member's session cookie (skipped if the server has no such endpoint).
+- ``POST /api/v1/me/access-token`` with a member's session cookie (skipped if the server has no such endpoint);
 
-The four are interleaved in rounds, so the machine's changing load falls on all of them alike. Prints req/s,
+and, on a second gunicorn with the same settings, ``GET /healthz`` of a bare WSGI application (``bench/bare_wsgi.py``):
+the server's own floor on this machine, which no change inside the service can go below.
+
+All of them are interleaved in rounds, so the machine's changing load falls on all of them alike. Prints req/s,
 p50/p99, the ratio to ``/healthz`` and the CPU per request (web server, PostgreSQL when local, load generator),
 and checks every answer against the data it created (tokens verified with the key from the JWKS endpoint).
 """
@@ -36,6 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from webhooks import Client, CpuMeter, gunicorn, migrate, percentile, server_env
 
 TOKEN_PATH = "/api/v1/me/access-token"
+BARE = "bare WSGI app, same gunicorn"
 JWKS_PATH = "/.well-known/jwks.json"
 
 
@@ -162,8 +166,10 @@ def main() -> int:
         course = rng.choice(data["courses"])
         return ("GET", "/api/v1/access?" + urlencode({"email": email, "course": course}), None, auth), (email, course)
 
-    with gunicorn(env, args.workers, args.threads, args.port) as (server, port):
+    with (gunicorn(env, args.workers, args.threads, args.port) as (server, port),
+          gunicorn(env, args.workers, args.threads, app="bench.bare_wsgi:app") as (bare_server, bare_port)):
         client = Client(port, args.c)
+        bare_client = Client(bare_port, args.c)
         cookies = sign_in(client, data["links"], emails[: max(args.c * 4, 1)])
         signed_in = sorted(cookies)
         _, [(_, token_status, _)] = client.run([("POST", TOKEN_PATH, b"", {"Cookie": cookies[signed_in[0]]})])
@@ -171,11 +177,13 @@ def main() -> int:
         if token_status != 404:
             endpoints.append(f"POST {TOKEN_PATH}")
         client.run([("GET", "/healthz", None, {})] * 500 + [access_request()[0] for _ in range(200)])  # warm up
+        bare_client.run([("GET", "/healthz", None, {})] * 500)
+        endpoints.insert(1, BARE)
 
         def workload(endpoint: str, count: int):
             work, facts = [], []
             for _ in range(count):
-                if endpoint == "GET /healthz":
+                if endpoint in ("GET /healthz", BARE):
                     work.append(("GET", "/healthz", None, {}))
                     facts.append(None)
                 elif endpoint == "GET /api/v1/access":
@@ -190,18 +198,20 @@ def main() -> int:
             return work, facts
 
         measured = {name: {"seconds": 0.0, "results": [], "facts": [],
-                           "meter": CpuMeter(server.pid, database_url)} for name in endpoints}
+                           "meter": CpuMeter(bare_server.pid if name == BARE else server.pid, database_url)}
+                    for name in endpoints}
         per_round = max(args.n // args.rounds, 1)
         for _ in range(args.rounds):
             for name in endpoints:
                 work, facts = workload(name, per_round)
                 entry = measured[name]
                 with entry["meter"]:
-                    seconds, results = client.run(work)
+                    seconds, results = (bare_client if name == BARE else client).run(work)
                 entry["seconds"] += seconds
                 entry["results"] += results
                 entry["facts"] += facts
-        check_token = token_checker(client, expected) if len(endpoints) == 4 else None
+        has_token = any(name.endswith(TOKEN_PATH) for name in endpoints)
+        check_token = token_checker(client, expected) if has_token else None
 
     def correct(name: str, fact, status: int, body: bytes) -> bool:
         if status != 200:
@@ -235,7 +245,7 @@ def main() -> int:
         cpu = "   ".join(f"{part} {used / len(results) * 1000:.2f} ms" for part, used in entry["meter"].used.items())
         print(f"  {name:32s} {rate:7.0f} {rate / floor_rate:11.0%} {percentile(latencies, 50) * 1000:6.1f}ms"
               f" {percentile(latencies, 99) * 1000:6.1f}ms   {cpu}" + (f"   {wrong} WRONG" if wrong else ""))
-    if len(endpoints) < 4:
+    if check_token is None:
         print(f"  (no {TOKEN_PATH} on this server)")
     print("EVERY ANSWER CHECKED: ALL RIGHT" if ok else "SOME ANSWERS WERE WRONG")
     return 0 if ok else 1

@@ -222,14 +222,14 @@ def migrate(env: dict) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict, workers: int, threads: int, port: int | None = None):
-    """gunicorn (gunicorn.conf.py's worker class) serving ``app:create_app()`` with ``env``, once ``/healthz`` answers; yields
-    ``(process, port)`` and stops the server afterwards."""
+def gunicorn(env: dict, workers: int, threads: int, port: int | None = None, app: str = "app:create_app()"):
+    """gunicorn (gunicorn.conf.py's settings and worker class) serving ``app`` (default the service) with ``env``,
+    once it answers ``/healthz``; yields ``(process, port)`` and stops the server afterwards."""
     port = port or free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(workers),
          "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-         "--keep-alive", "5", "app:create_app()"],
+         "--keep-alive", "5", app],
         cwd=ROOT, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
