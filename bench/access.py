@@ -197,8 +197,8 @@ def main() -> int:
                     facts.append(email)
             return work, facts
 
-        measured = {name: {"seconds": 0.0, "results": [], "facts": [],
-                           "meter": CpuMeter(bare_server.pid if name == BARE else server.pid, database_url)}
+        serving = {name: (bare_client, bare_server) if name == BARE else (client, server) for name in endpoints}
+        measured = {name: {"seconds": 0.0, "results": [], "facts": [], "meter": CpuMeter(serving[name][1].pid, database_url)}
                     for name in endpoints}
         per_round = max(args.n // args.rounds, 1)
         for _ in range(args.rounds):
@@ -206,7 +206,7 @@ def main() -> int:
                 work, facts = workload(name, per_round)
                 entry = measured[name]
                 with entry["meter"]:
-                    seconds, results = (bare_client if name == BARE else client).run(work)
+                    seconds, results = serving[name][0].run(work)
                 entry["seconds"] += seconds
                 entry["results"] += results
                 entry["facts"] += facts
